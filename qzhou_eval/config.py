@@ -1,0 +1,69 @@
+"""EvalConfig: every knob of a run in one frozen dataclass.
+
+Defaults are the leaderboard setup of the published QZhou runs. The config is resolved once (from
+flags in `cli.py`, or directly by tests) and never mutated, so what the manifest records is what ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .loading import DTYPES
+from .pooling import POOLERS
+
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+PADDING_SIDES = ("auto", "left", "right")
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model_name_or_path: str
+    benchmark: str
+    tasks: tuple[str, ...] = ()  # empty = the whole benchmark
+    pooling_mode: str = "mean"
+    normalize: bool = True
+    use_instruction: bool = True
+    output_dir: str = "results"
+    batch_size: int = 32
+    max_length: int = 1024
+    dtype: str = "bfloat16"
+    attn_implementation: str = "sdpa"
+    padding_side: str = "auto"
+    device: str = field(default_factory=default_device)
+    data_dir: str | None = None
+    model_name: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    sort_by: str = "chars"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.pooling_mode in POOLERS, f"--pooling_mode must be one of {', '.join(POOLERS)}"),
+            (self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}"),
+            (self.attn_implementation in ATTN_IMPLEMENTATIONS, f"--attn_implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}"),
+            (self.padding_side in PADDING_SIDES, f"--padding_side must be one of {', '.join(PADDING_SIDES)}"),
+            (self.batch_size > 0, f"--batch_size must be positive, got {self.batch_size}"),
+            (self.max_length > 0, f"--max_length must be positive, got {self.max_length}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        if self.data_dir is not None and not Path(self.data_dir).is_dir():
+            raise UserError(f"--data_dir does not exist or is not a directory: {self.data_dir}")
+        out = Path(self.output_dir)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--output_dir is a file, not a directory: {self.output_dir}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d

@@ -1,0 +1,96 @@
+"""The sidecar manifest beside mteb's result files: how every result in the folder was made.
+
+mteb's JSON looks the same for a hub run and a local-data run, for bf16 and fp32, with and without
+instructions; the manifest is what tells them apart. It is written before the model loads and
+rewritten (atomically) after each task, so a crash never leaves it half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "qzhou_eval_manifest.json"
+TRACKED_PACKAGES = (
+    "mteb", "transformers", "sentence-transformers", "torch", "datasets", "tokenizers",
+    "accelerate", "numpy", "scikit-learn", "scipy", "pytrec-eval-terrier",
+)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temp file in the same folder, then rename: readers see the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_hash() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Manifest:
+    """A dict with a home on disk; every `save` is atomic."""
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = path
+        old = self._read(path)
+        self.data: dict[str, Any] = {**header, "tasks": old.get("tasks", {}) if old else {}}
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def record_task(self, task: str, entry: dict[str, Any]) -> None:
+        self.data["tasks"][task] = entry
+        self.save()
+
+    def save(self) -> None:
+        self.data["updated"] = now()
+        write_json_atomic(self.path, self.data)

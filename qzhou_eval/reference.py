@@ -1,0 +1,24 @@
+"""Published scores shipped in `results/reference/` (facts with their sources)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import UserError
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
+
+
+def load_reference(name: str) -> dict:
+    path = REFERENCE_DIR / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in REFERENCE_DIR.glob("*.json"))
+        raise UserError(f"no bundled reference {name!r}; known: {', '.join(known)}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def published_score(name: str, task: str) -> float:
+    """Mean main_score over the published cells of one task (one cell for the demo's STSBenchmark)."""
+    cells = [c["main_score"] for entries in load_reference(name)["tasks"][task]["scores"].values() for c in entries]
+    return sum(cells) / len(cells)
