@@ -55,7 +55,9 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--pooling_mode", default="mean", choices=list(POOLERS))
     p.add_argument("--normalize", type=boolean, default=True, help="L2-normalise embeddings (default true)")
     p.add_argument(
-        "--use_instruction", type=boolean, default=True,
+        "--use_instruction",
+        type=boolean,
+        default=True,
         help="prepend task instructions (default true: every published QZhou run used true, "
         "although the reference scripts' own argparse defaulted to false)",
     )
@@ -64,7 +66,9 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
     p.add_argument("--attn_implementation", default="sdpa", choices=list(ATTN_IMPLEMENTATIONS))
     p.add_argument(
-        "--padding_side", default="auto", choices=list(PADDING_SIDES),
+        "--padding_side",
+        default="auto",
+        choices=list(PADDING_SIDES),
         help="auto: left for decoder-only models, the tokenizer's own for encoders",
     )
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
@@ -84,8 +88,16 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw = {
         k: getattr(args, k)
         for k in (
-            "model_name_or_path", "pooling_mode", "normalize", "use_instruction", "batch_size",
-            "max_length", "dtype", "attn_implementation", "padding_side", "trust_remote_code",
+            "model_name_or_path",
+            "pooling_mode",
+            "normalize",
+            "use_instruction",
+            "batch_size",
+            "max_length",
+            "dtype",
+            "attn_implementation",
+            "padding_side",
+            "trust_remote_code",
         )
     }
     if args.device:
@@ -137,7 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         ours = next(iter(report.done["STSBenchmark"].values()))
         ref = published_score("sentence-transformers__all-MiniLM-L6-v2", "STSBenchmark")
-        print(f"demo: STSBenchmark cosine_spearman {100 * ours:.2f} (published {100 * ref:.2f}, delta {100 * (ours - ref):+.2f})")
+        delta = 100 * (ours - ref)
+        print(f"demo: STSBenchmark cosine_spearman {100 * ours:.2f} (published {100 * ref:.2f}, delta {delta:+.2f})")
     return report.exit_code
 
 
@@ -171,7 +184,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     table = benchmark_of_task(args.task)
     if table is None:
-        raise UserError(f"unknown task {args.task!r} (not in any instruction table; see `python -m qzhou_eval prompts`)")
+        raise UserError(
+            f"unknown task {args.task!r} (not in any instruction table; see `python -m qzhou_eval prompts`)"
+        )
     source = Path(args.input)
     if not source.is_file():
         raise UserError(f"input file not found: {args.input}")

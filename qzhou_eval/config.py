@@ -49,7 +49,10 @@ class EvalConfig:
         checks = [
             (self.pooling_mode in POOLERS, f"--pooling_mode must be one of {', '.join(POOLERS)}"),
             (self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}"),
-            (self.attn_implementation in ATTN_IMPLEMENTATIONS, f"--attn_implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}"),
+            (
+                self.attn_implementation in ATTN_IMPLEMENTATIONS,
+                f"--attn_implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}",
+            ),
             (self.padding_side in PADDING_SIDES, f"--padding_side must be one of {', '.join(PADDING_SIDES)}"),
             (self.batch_size > 0, f"--batch_size must be positive, got {self.batch_size}"),
             (self.max_length > 0, f"--max_length must be positive, got {self.max_length}"),

@@ -24,7 +24,9 @@ def use_local_data(task: Any, data_dir: str | Path) -> str:
     """Redirect `task` to `data_dir`; returns the local path, for the manifest."""
     local = Path(data_dir).resolve() / hub_path(task)
     if not local.is_dir():
-        raise TaskDataMissing(f"{task.metadata.name}: no data at {local} (expected a copy of hub dataset {hub_path(task)})")
+        raise TaskDataMissing(
+            f"{task.metadata.name}: no data at {local} (expected a copy of hub dataset {hub_path(task)})"
+        )
     task.metadata = task.metadata.model_copy(deep=True)
     task.metadata.dataset["path"] = str(local)
     return str(local)

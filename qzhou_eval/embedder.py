@@ -86,7 +86,7 @@ class Embedder:
             long_rows = [i for i, row in enumerate(enc) if len(row) > self.max_length]
             if long_rows:
                 redo = self.tokenizer([chunk[i] for i in long_rows], truncation=True, max_length=self.max_length)
-                for i, row in zip(long_rows, redo["input_ids"]):
+                for i, row in zip(long_rows, redo["input_ids"], strict=True):
                     enc[i] = row
                 truncated += len(long_rows)
             ids.extend(np.asarray(row, dtype=np.int64) for row in enc)

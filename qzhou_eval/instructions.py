@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .errors import UserError
@@ -78,7 +78,7 @@ def _read(path: Path) -> InstructionTable:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def all_tables() -> dict[str, InstructionTable]:
     """Every table in `instructions/`, keyed by benchmark name."""
     tables = [_read(p) for p in sorted(INSTRUCTIONS_DIR.glob("*.json"))]
@@ -88,9 +88,7 @@ def all_tables() -> dict[str, InstructionTable]:
 def load_table(benchmark: str) -> InstructionTable:
     tables = all_tables()
     if benchmark not in tables:
-        raise UserError(
-            f"no instruction table for benchmark {benchmark!r}; known: {', '.join(sorted(tables))}"
-        )
+        raise UserError(f"no instruction table for benchmark {benchmark!r}; known: {', '.join(sorted(tables))}")
     return tables[benchmark]
 
 
@@ -105,10 +103,8 @@ def benchmark_of_task(task: str) -> InstructionTable | None:
 def unknown_task_message(task: str, table: InstructionTable) -> str:
     other = benchmark_of_task(task)
     if other is not None and other.benchmark != table.benchmark:
-        return (
-            f"task {task!r} belongs to {other.benchmark}, not {table.benchmark}; "
-            f"run it with {other.script}"
-        )
+        return f"task {task!r} belongs to {other.benchmark}, not {table.benchmark}; run it with {other.script}"
     close = difflib.get_close_matches(task, table.tasks, n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return f"unknown task {task!r} for {table.benchmark}.{hint} ({len(table.tasks)} tasks; see `python -m qzhou_eval prompts`)"
+    listing = f"{len(table.tasks)} tasks; see `python -m qzhou_eval prompts`"
+    return f"unknown task {task!r} for {table.benchmark}.{hint} ({listing})"

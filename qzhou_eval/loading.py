@@ -83,7 +83,9 @@ def _download(hub_id: str, revision: str | None) -> Path:
     except Exception as exc:  # noqa: BLE001 - every hub failure means the same thing to the user
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = " (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else ""
-        raise UserError(f"could not get model {hub_id!r} from the Hugging Face hub{hint}: {type(exc).__name__}") from None
+        raise UserError(
+            f"could not get model {hub_id!r} from the Hugging Face hub{hint}: {type(exc).__name__}"
+        ) from None
 
 
 def resolve_checkpoint(
@@ -111,7 +113,7 @@ def resolve_checkpoint(
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"unreadable config.json in {path}: {exc}") from None
-    if not any(path.glob(pattern) for pattern in WEIGHT_PATTERNS):
+    if not any(any(path.glob(pattern)) for pattern in WEIGHT_PATTERNS):
         raise UserError(f"model directory has no weight files (*.safetensors, *.bin): {path}")
 
     from .modeling import is_qzhou_config
@@ -140,7 +142,9 @@ def resolve_checkpoint(
         elif snapshot:
             model_name = f"{snapshot['org']}/{snapshot['name']}"
         else:
-            model_name = _readable_name(path)
+            model_name = f"local/{_readable_name(path)}"
+    elif model_name.count("/") != 1 or not all(model_name.split("/")):
+        raise UserError(f"--model_name must look like organization/model_name, got {model_name!r}")
     if revision is None:
         revision = snapshot["sha"] if snapshot else _fingerprint(path)
     return Checkpoint(path, config, kind, model_name, revision, st_max, source)
@@ -161,7 +165,10 @@ def resolve_max_length(requested: int, checkpoint: Checkpoint, tokenizer: Any) -
 def load_tokenizer(checkpoint: Checkpoint, padding_side: str, trust_remote_code: bool) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint.path), trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint.path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a tokenizer from {checkpoint.path}: {str(exc).splitlines()[0]}") from None
     if padding_side == "auto":
         padding_side = "left" if checkpoint.is_decoder_only else tokenizer.padding_side
     tokenizer.padding_side = padding_side
@@ -172,7 +179,9 @@ def load_tokenizer(checkpoint: Checkpoint, padding_side: str, trust_remote_code:
     return tokenizer
 
 
-def load_model(checkpoint: Checkpoint, dtype: str, attn_implementation: str, device: str, trust_remote_code: bool) -> Any:
+def load_model(
+    checkpoint: Checkpoint, dtype: str, attn_implementation: str, device: str, trust_remote_code: bool
+) -> Any:
     import torch
     from transformers import AutoModel
 

@@ -20,8 +20,17 @@ from typing import Any
 
 MANIFEST_NAME = "qzhou_eval_manifest.json"
 TRACKED_PACKAGES = (
-    "mteb", "transformers", "sentence-transformers", "torch", "datasets", "tokenizers",
-    "accelerate", "numpy", "scikit-learn", "scipy", "pytrec-eval-terrier",
+    "mteb",
+    "transformers",
+    "sentence-transformers",
+    "torch",
+    "datasets",
+    "tokenizers",
+    "accelerate",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "pytrec-eval-terrier",
 )
 
 

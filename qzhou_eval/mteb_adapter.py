@@ -33,7 +33,14 @@ class MtebEncoder:
         return self.embedder.encode(list(sentences), self.prefix(task_name, prompt_type), stats=stats)
 
 
-def model_meta(name: str, revision: str, embed_dim: int | None, max_tokens: int | None, n_parameters: int | None, use_instructions: bool) -> Any:
+def model_meta(
+    name: str,
+    revision: str,
+    embed_dim: int | None,
+    max_tokens: int | None,
+    n_parameters: int | None,
+    use_instructions: bool,
+) -> Any:
     """A ModelMeta that makes mteb write `<org__name>/<revision>/`, never `no_model_name_available`."""
     from mteb.model_meta import ModelMeta
 

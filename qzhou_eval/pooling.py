@@ -58,9 +58,7 @@ def get_pooler(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     try:
         return POOLERS[name]
     except KeyError:
-        raise UserError(
-            f"unknown pooling mode {name!r}; choose one of: {', '.join(POOLERS)}"
-        ) from None
+        raise UserError(f"unknown pooling mode {name!r}; choose one of: {', '.join(POOLERS)}") from None
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

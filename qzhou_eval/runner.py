@@ -81,7 +81,9 @@ def run(config: EvalConfig) -> RunReport:
     missing_instr = [t for t in selected if t not in table.instructions]
     if missing_instr:
         raise UserError(f"no instruction for {', '.join(missing_instr)} in {table.path.name}")
-    checkpoint = resolve_checkpoint(config.model_name_or_path, config.model_name, config.revision, config.trust_remote_code)
+    checkpoint = resolve_checkpoint(
+        config.model_name_or_path, config.model_name, config.revision, config.trust_remote_code
+    )
     folder = model_folder(config.output_dir, checkpoint.name, checkpoint.revision)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,12 @@ def run(config: EvalConfig) -> RunReport:
             "started": now(),
             "benchmark": config.benchmark,
             "config": config.to_dict(),
-            "model": {"name": checkpoint.name, "revision": checkpoint.revision, "path": str(checkpoint.path), "source": checkpoint.source},
+            "model": {
+                "name": checkpoint.name,
+                "revision": checkpoint.revision,
+                "path": str(checkpoint.path),
+                "source": checkpoint.source,
+            },
             "instructions": {"file": table.path.name, "source": table.source, "template": table.template},
             "versions": package_versions(),
             "device_name": device_name(config.device),
@@ -112,8 +119,12 @@ def run(config: EvalConfig) -> RunReport:
     manifest.data["resolved"] = resolved
     manifest.save()
     meta = model_meta(
-        checkpoint.name, checkpoint.revision, resolved["embed_dim"], resolved["max_length"],
-        resolved["n_parameters"], config.use_instruction,
+        checkpoint.name,
+        checkpoint.revision,
+        resolved["embed_dim"],
+        resolved["max_length"],
+        resolved["n_parameters"],
+        config.use_instruction,
     )
     write_model_meta(folder, meta)
     encoder = MtebEncoder(embedder, table, config.use_instruction, meta)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from .errors import UserError
@@ -25,7 +25,7 @@ class BenchmarkTask:
     main_score: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def _benchmark(name: str) -> Any:
     import mteb
 
