@@ -82,6 +82,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model_name", default=None, help="name in the output path (default: derived)")
     p.add_argument("--revision", default=None, help="revision in the output path (default: derived)")
     p.add_argument("--demo", action="store_true", help="all-MiniLM-L6-v2 on the bundled STSBenchmark, offline")
+    p.add_argument("--reference", nargs="+", default=None, help="published scores to compare with (e.g. qzhou)")
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,16 +141,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     report = run(config)
     print(f"results: {report.folder}")
-    for task, scores in report.done.items():
-        print(f"{task:40s} " + "  ".join(f"{k}={100 * v:.2f}" for k, v in scores.items()))
     for task, error in report.failed.items():
         print(f"{task:40s} FAILED: {error}")
+    if report.done:
+        from .summary_report import summarize
+
+        text, _ = summarize([str(report.folder)], config.benchmark, args.reference)
+        print(text)
     if args.demo and "STSBenchmark" in report.done:
         from .reference import published_score
 
         ours = next(iter(report.done["STSBenchmark"].values()))
         ref = published_score("sentence-transformers__all-MiniLM-L6-v2", "STSBenchmark")
-        delta = 100 * (ours - ref)
+        delta = round(100 * (ours - ref), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
         print(f"demo: STSBenchmark cosine_spearman {100 * ours:.2f} (published {100 * ref:.2f}, delta {delta:+.2f})")
     return report.exit_code
 
@@ -209,6 +213,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from .summary_report import summarize
+
+    text, exceeded = summarize(
+        args.results_dir, args.benchmark, args.reference, args.output_dir, args.multilingual_sentiment, args.max_delta
+    )
+    print(text)
+    if exceeded:
+        print(f"error: |delta| > {args.max_delta} points for: {', '.join(exceeded)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser(benchmark: str | None = None) -> Parser:
     if benchmark is not None:  # a run script: its benchmark fixed, flags at the top level
         p = Parser(description=f"Evaluate an embedding model on {benchmark}.")
@@ -235,6 +252,20 @@ def build_parser(benchmark: str | None = None) -> Parser:
     e.add_argument("--input", required=True)
     e.add_argument("--output", required=True)
     e.set_defaults(func=cmd_embed)
+    s = sub.add_parser("summarize", help="leaderboard tables from result trees, with deltas to published scores")
+    s.add_argument("--results_dir", nargs="+", required=True)
+    s.add_argument("--benchmark", required=True, choices=["MTEB(eng, v2)", "MTEB(cmn, v1)"])
+    s.add_argument("--reference", nargs="+", default=None, help="published-scores file, result tree, or `qzhou`")
+    s.add_argument("--output_dir", default=None, help="default: the first results_dir")
+    s.add_argument(
+        "--multilingual_sentiment",
+        choices=["validation", "mean"],
+        default="validation",
+        help="C-MTEB lists MultilingualSentiment twice: validation only (mteb 1.38.30 leaderboard, default) "
+        "or the mean of validation and test (mteb 2.x)",
+    )
+    s.add_argument("--max_delta", type=float, default=None, help="exit 1 when any |delta| exceeds this (points)")
+    s.set_defaults(func=cmd_summarize)
     return p
 
 

@@ -22,3 +22,19 @@ def published_score(name: str, task: str) -> float:
     """Mean main_score over the published cells of one task (one cell for the demo's STSBenchmark)."""
     cells = [c["main_score"] for entries in load_reference(name)["tasks"][task]["scores"].values() for c in entries]
     return sum(cells) / len(cells)
+
+
+ALIASES = {"qzhou": "Kingsoft-LLM__QZhou-Embedding", "minilm": "sentence-transformers__all-MiniLM-L6-v2"}
+
+
+def resolve_reference(name_or_path: str) -> Path:
+    """A path to published scores or a result tree, or the name of a bundled file (`qzhou`)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    stem = ALIASES.get(name_or_path, name_or_path)
+    bundled = REFERENCE_DIR / f"{stem}.json"
+    if bundled.is_file():
+        return bundled
+    known = ", ".join([*ALIASES, *sorted(p.stem for p in REFERENCE_DIR.glob("*.json"))])
+    raise UserError(f"reference not found: {name_or_path} (a file, a result tree, or one of: {known})")
