@@ -83,6 +83,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", default=None, help="revision in the output path (default: derived)")
     p.add_argument("--demo", action="store_true", help="all-MiniLM-L6-v2 on the bundled STSBenchmark, offline")
     p.add_argument("--reference", nargs="+", default=None, help="published scores to compare with (e.g. qzhou)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="recompute tasks whose earlier results in the output folder were made with other settings",
+    )
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,13 +142,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         model_name=args.model_name,
         revision=args.revision,
+        overwrite=args.overwrite,
         **model_kwargs(args),
     )
     report = run(config)
     print(f"results: {report.folder}")
-    for task, error in report.failed.items():
-        print(f"{task:40s} FAILED: {error}")
-    if report.done:
+    print(report.table())
+    if report.done or report.skipped:
         from .summary_report import summarize
 
         text, _ = summarize([str(report.folder)], config.benchmark, args.reference)
@@ -204,7 +209,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     config = EvalConfig(benchmark=table.benchmark, tasks=(args.task,), **model_kwargs(args))
     prefix = table.prefix(args.task, args.prompt_type, config.use_instruction)
     checkpoint = resolve_checkpoint(config.model_name_or_path, trust_remote_code=config.trust_remote_code)
-    embedder, _ = build_embedder(config, checkpoint)
+    embedder, _ = build_embedder(config, checkpoint, {args.task: prefix})
     emb = embedder.encode(texts, prefix)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -278,5 +283,11 @@ def main(argv: Sequence[str] | None = None, benchmark: str | None = None) -> int
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; rerun the same command to continue", file=sys.stderr)
+        import shlex
+
+        command = shlex.join([Path(sys.executable).name, *sys.argv])
+        print(
+            f"interrupted: finished tasks are saved, no partial file was left. To resume, rerun:\n  {command}",
+            file=sys.stderr,
+        )
         return 130

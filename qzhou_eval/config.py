@@ -44,6 +44,7 @@ class EvalConfig:
     revision: str | None = None
     trust_remote_code: bool = False
     sort_by: str = "chars"
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -65,6 +66,8 @@ class EvalConfig:
         out = Path(self.output_dir)
         if out.exists() and not out.is_dir():
             raise UserError(f"--output_dir is a file, not a directory: {self.output_dir}")
+        if self.sort_by not in ("chars", "tokens"):
+            raise UserError("--sort_by must be chars or tokens")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -28,12 +28,14 @@ class EncodeStats:
     empty_replaced: int = 0
     truncated: int = 0
     longest_tokens: int = 0
+    oom_splits: int = 0
 
     def merge(self, other: EncodeStats) -> None:
         self.texts += other.texts
         self.empty_replaced += other.empty_replaced
         self.truncated += other.truncated
         self.longest_tokens = max(self.longest_tokens, other.longest_tokens)
+        self.oom_splits += other.oom_splits
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -66,6 +68,7 @@ class Embedder:
         self.pad_id = tokenizer.pad_token_id
         self.left_pad = tokenizer.padding_side == "left"
         self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
+        self.max_rows: int | None = None  # set after an out-of-memory error: rows per forward that fit
 
     @property
     def dim(self) -> int:
@@ -92,8 +95,7 @@ class Embedder:
             ids.extend(np.asarray(row, dtype=np.int64) for row in enc)
         return ids, truncated
 
-    def _batch_tensors(self, rows: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        width = max(len(r) for r in rows)
+    def _batch_tensors(self, rows: list[np.ndarray], width: int) -> dict[str, torch.Tensor]:
         input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, row in enumerate(rows):
@@ -106,15 +108,40 @@ class Embedder:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     @torch.inference_mode()
-    def forward(self, rows: list[np.ndarray]) -> np.ndarray:
-        """One batch of token ids -> pooled (and normalised) float32 embeddings."""
-        batch = self._batch_tensors(rows)
+    def forward(self, rows: list[np.ndarray], width: int | None = None) -> np.ndarray:
+        """One batch of token ids, padded to `width` -> pooled (and normalised) float32 embeddings."""
+        batch = self._batch_tensors(rows, width or max(len(r) for r in rows))
         out = self.model(**batch)
         hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
         emb = self.pool(hidden.float(), batch["attention_mask"])
         if self.normalize:
             emb = normalize(emb)
         return emb.cpu().numpy().astype(np.float32, copy=False)
+
+    def forward_fitting(self, rows: list[np.ndarray], stats: EncodeStats) -> np.ndarray:
+        """Forward a batch; on out-of-memory, halve it (down to one text) and retry.
+
+        The halves keep the whole batch's padded width, so every text sees exactly the input it would
+        have seen in the full batch, and later batches go straight to the size that fitted.
+        """
+        width = max(len(r) for r in rows)
+        step = self.max_rows or len(rows)
+        parts = []
+        start = 0
+        while start < len(rows):
+            chunk = rows[start : start + step]
+            try:
+                parts.append(self.forward(chunk, width))
+            except torch.cuda.OutOfMemoryError:
+                if len(chunk) == 1:
+                    raise
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                step = self.max_rows = max(1, len(chunk) // 2)
+                stats.oom_splits += 1
+                continue
+            start += len(chunk)
+        return np.concatenate(parts)
 
     def order(self, texts: list[str], ids: list[np.ndarray]) -> np.ndarray:
         """Longest first: by characters (the reference's batches) or by tokens (least padding)."""
@@ -138,7 +165,7 @@ class Embedder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            out[idx] = self.forward([ids[i] for i in idx])
+            out[idx] = self.forward_fitting([ids[i] for i in idx], call)
         if not np.isfinite(out).all():
             bad = int((~np.isfinite(out).all(axis=1)).sum())
             raise FloatingPointError(f"{bad} of {len(texts)} embeddings are not finite (NaN/inf)")

@@ -1,21 +1,24 @@
-"""Run a benchmark: check everything, write the manifest, load the model once, evaluate task by task.
+"""Run a benchmark: check everything, plan the resume, load the model once, evaluate task by task.
 
-`run(config)` is what the scripts and the tests call; it never reads argv. Checks that need no
-weights (task names, paths, flags, instruction coverage) happen before the model loads.
+`run(config)` is what the scripts and the tests call; it never reads argv. Everything that needs no
+weights (task names, paths, flags, earlier results and their settings) is checked before the model
+loads, and nothing is written before those checks pass. One failing task is recorded and the suite
+goes on; a crash or kill loses at most the task in flight, since every file is written atomically.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import tasks as task_registry
 from .config import EvalConfig
-from .data import TaskDataMissing, use_local_data
+from .data import use_local_data
 from .embedder import Embedder
 from .errors import UserError
 from .instructions import load_table
@@ -23,29 +26,61 @@ from .loading import Checkpoint, load_model, load_tokenizer, resolve_checkpoint,
 from .manifest import MANIFEST_NAME, Manifest, device_name, git_hash, now, package_versions
 from .mteb_adapter import MtebEncoder, model_meta
 from .results import model_folder, write_model_meta, write_task_result
-
-log = logging.getLogger("qzhou_eval")
+from .resume import conflict_message, fingerprint, plan, run_settings
 
 
 @dataclass
 class RunReport:
-    folder: Any
+    folder: Path
     done: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> {split/subset: main_score}
+    skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+    def table(self) -> str:
+        """done / skipped / failed, with the input hygiene numbers of the tasks run now."""
+        lines = [f"{'task':40s} {'status':8s} {'texts':>8s} {'empty':>6s} {'truncated':>9s} {'longest':>8s}"]
+        for task, stats in self.inputs.items():
+            status = "done" if task in self.done else "failed"
+            lines.append(
+                f"{task:40s} {status:8s} {stats['texts']:8d} {stats['empty_replaced']:6d} "
+                f"{stats['truncated']:9d} {stats['longest_tokens']:8d}"
+            )
+        lines += [f"{task:40s} failed   {msg}" for task, msg in self.failed.items() if task not in self.inputs]
+        lines += [f"{task:40s} skipped  (done earlier, same settings)" for task in self.skipped]
+        lines.append(f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed")
+        return "\n".join(lines)
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build_embedder(config: EvalConfig, checkpoint: Checkpoint) -> tuple[Embedder, dict[str, Any]]:
-    """Load tokenizer and model and wrap them; returns the values resolved on the way."""
+def check_prefixes_fit(tokenizer: Any, prefixes: dict[str, str], max_length: int) -> None:
+    """A prefix as long as max_length would truncate every text away: all embeddings equal."""
+    for task, prefix in prefixes.items():
+        n = len(tokenizer(prefix)["input_ids"]) if prefix else 0
+        if n >= max_length:
+            raise UserError(
+                f"--max_length {max_length} leaves no room for text: the instruction prefix of {task} "
+                f"alone is {n} tokens"
+            )
+
+
+def build_embedder(
+    config: EvalConfig, checkpoint: Checkpoint, prefixes: dict[str, str] | None = None
+) -> tuple[Embedder, dict[str, Any]]:
+    """Load tokenizer and model and wrap them; returns the values resolved on the way.
+
+    `prefixes` (task or label -> prefix) are checked against max_length before the weights load.
+    """
     tokenizer = load_tokenizer(checkpoint, config.padding_side, config.trust_remote_code)
     max_length = resolve_max_length(config.max_length, checkpoint, tokenizer)
+    check_prefixes_fit(tokenizer, prefixes or {}, max_length)
     model = load_model(checkpoint, config.dtype, config.attn_implementation, config.device, config.trust_remote_code)
     embedder = Embedder(
         model,
@@ -75,6 +110,21 @@ def _scores(result: Any) -> dict[str, float]:
     }
 
 
+def _check_writable(output_dir: str) -> None:
+    """The output folder (or its nearest existing parent) must be a writable directory."""
+    path = Path(output_dir).resolve()
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        raise UserError(f"--output_dir is not a directory: {output_dir} ({path} is a file)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"--output_dir is not writable: {output_dir}")
+
+
+def data_source(config: EvalConfig, spec: task_registry.BenchmarkTask) -> str:
+    return str(Path(config.data_dir).resolve() / spec.dataset_path) if config.data_dir else "hub"
+
+
 def run(config: EvalConfig) -> RunReport:
     table = load_table(config.benchmark)
     selected = task_registry.select(config.benchmark, config.tasks, table)
@@ -84,15 +134,25 @@ def run(config: EvalConfig) -> RunReport:
     checkpoint = resolve_checkpoint(
         config.model_name_or_path, config.model_name, config.revision, config.trust_remote_code
     )
+    _check_writable(config.output_dir)
     folder = model_folder(config.output_dir, checkpoint.name, checkpoint.revision)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write to --output_dir {config.output_dir}: {exc.strerror}") from None
+    specs = [task_registry.benchmark_tasks(config.benchmark)[name] for name in selected]
+    sources = {spec.name: data_source(config, spec) for spec in specs}
+    settings = run_settings(config, checkpoint.name, checkpoint.revision, table.path)
+    todo = plan(folder, specs, settings, sources, config.overwrite)
+    if todo.conflicts:
+        raise conflict_message(folder, todo.conflicts)
 
+    report = RunReport(folder, skipped=list(todo.skip))
+    for name in todo.skip:
+        _say(f"skip {name} (done)")
+    for name, why in todo.redo.items():
+        _say(f"redo {name}: its result file cannot be used ({why})")
+    if not todo.run:
+        _say(f"nothing to run: all {len(selected)} task(s) are done in {folder}")
+        return report
+
+    folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(
         folder / MANIFEST_NAME,
         {
@@ -101,6 +161,7 @@ def run(config: EvalConfig) -> RunReport:
             "started": now(),
             "benchmark": config.benchmark,
             "config": config.to_dict(),
+            "settings": settings,
             "model": {
                 "name": checkpoint.name,
                 "revision": checkpoint.revision,
@@ -115,7 +176,8 @@ def run(config: EvalConfig) -> RunReport:
     manifest.save()
 
     _say(f"loading {checkpoint.name} ({checkpoint.kind}) from {checkpoint.path} on {config.device} as {config.dtype}")
-    embedder, resolved = build_embedder(config, checkpoint)
+    longest = {name: max(table.prefixes(name, config.use_instruction).values(), key=len) for name in todo.run}
+    embedder, resolved = build_embedder(config, checkpoint, longest)
     manifest.data["resolved"] = resolved
     manifest.save()
     meta = model_meta(
@@ -129,26 +191,36 @@ def run(config: EvalConfig) -> RunReport:
     write_model_meta(folder, meta)
     encoder = MtebEncoder(embedder, table, config.use_instruction, meta)
 
-    report = RunReport(folder)
-    for i, name in enumerate(selected, 1):
-        _say(f"[{i}/{len(selected)}] {name}")
-        entry: dict[str, Any] = {"prefixes": table.prefixes(name, config.use_instruction), "started": now()}
+    for i, name in enumerate(todo.run, 1):
+        _say(f"[{i}/{len(todo.run)}] {name}")
+        task_settings = {**settings, "data_source": sources[name]}
+        entry: dict[str, Any] = {
+            "prefixes": table.prefixes(name, config.use_instruction),
+            "started": now(),
+            "settings": task_settings,
+            "fingerprint": fingerprint(task_settings),
+            "data_source": sources[name],
+        }
         start = time.perf_counter()
         try:
             task = task_registry.task_object(config.benchmark, name)
             entry["splits"] = list(task.eval_splits)
-            entry["data_source"] = use_local_data(task, config.data_dir) if config.data_dir else "hub"
+            if config.data_dir:
+                use_local_data(task, config.data_dir)
             result = _evaluate(task, encoder)
             write_task_result(folder, result)
             report.done[name] = _scores(result)
             entry.update(status="done", scores=report.done[name])
             _say(f"    {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.done[name].items()))
-        except (TaskDataMissing, Exception) as exc:  # one bad task must not stop the suite
+        except Exception as exc:  # one bad task must not stop the suite; KeyboardInterrupt still does
             report.failed[name] = f"{type(exc).__name__}: {exc}"
             entry.update(status="failed", error=report.failed[name], traceback=traceback.format_exc())
             _say(f"    {name} FAILED: {report.failed[name]}")
         entry["wall_time_s"] = round(time.perf_counter() - start, 3)
-        entry["inputs"] = encoder.stats.pop(name, None).to_dict() if name in encoder.stats else None
+        stats = encoder.stats.pop(name, None)
+        entry["inputs"] = stats.to_dict() if stats else None
+        if stats:
+            report.inputs[name] = stats.to_dict()
         manifest.record_task(name, entry)
     return report
 

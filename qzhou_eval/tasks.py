@@ -23,6 +23,7 @@ class BenchmarkTask:
     splits: tuple[str, ...]
     subsets: tuple[str, ...]
     main_score: str
+    dataset_path: str
 
 
 @cache
@@ -47,7 +48,9 @@ def benchmark_tasks(name: str) -> dict[str, BenchmarkTask]:
         prev = out.get(t.metadata.name)
         splits = tuple(dict.fromkeys((prev.splits if prev else ()) + tuple(t.eval_splits)))
         subsets = tuple(dict.fromkeys((prev.subsets if prev else ()) + tuple(t.hf_subsets)))
-        out[t.metadata.name] = BenchmarkTask(t.metadata.name, t.metadata.type, splits, subsets, t.metadata.main_score)
+        out[t.metadata.name] = BenchmarkTask(
+            t.metadata.name, t.metadata.type, splits, subsets, t.metadata.main_score, t.metadata.dataset["path"]
+        )
     return out
 
 

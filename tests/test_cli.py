@@ -28,6 +28,7 @@ def last_line(text: str) -> str:
         (["--model_name_or_path", "{model}", "--max_length", "-3"], "--max_length"),
         (["--model_name_or_path", "{model}", "--data_dir", "/no/such/dir"], "--data_dir"),
         (["--model_name_or_path", "{model}", "--output_dir", "{file}"], "--output_dir"),
+        (["--model_name_or_path", "{model}", "--output_dir", "{file}/sub"], "--output_dir is not a directory"),
         (["--model_name_or_path", "{model}", "--model_name", "noslash"], "organization/model_name"),
     ],
 )
