@@ -72,6 +72,30 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
         help="auto: left for decoder-only models, the tokenizer's own for encoders",
     )
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument(
+        "--devices",
+        default=None,
+        help="comma-separated devices, one persistent worker each (default: all visible GPUs; cpu,cpu works)",
+    )
+    p.add_argument(
+        "--sort_by",
+        default="tokens",
+        choices=["tokens", "chars"],
+        help="batch texts sorted by token length (default, least padding) or by characters (the reference "
+        "scripts' exact batches, for bit-faithful bf16 reruns)",
+    )
+    p.add_argument(
+        "--max_padding",
+        type=float,
+        default=0.02,
+        help="with --sort_by tokens, close a batch before padding passes this share of its tokens (1 = fixed batches)",
+    )
+    p.add_argument(
+        "--batch_tokens",
+        type=positive_int,
+        default=None,
+        help="token budget per batch (texts x longest) instead of a fixed --batch_size",
+    )
     p.add_argument("--trust_remote_code", action="store_true", help="allow code shipped in the model directory to run")
 
 
@@ -81,6 +105,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data_dir", default=None, help="offline data root laid out like the hub: DIR/<dataset path>")
     p.add_argument("--model_name", default=None, help="name in the output path (default: derived)")
     p.add_argument("--revision", default=None, help="revision in the output path (default: derived)")
+    p.add_argument("--shard", default=None, help="K/N: run the K-th of N cost-balanced parts of the task list")
+    p.add_argument("--dry_run", action="store_true", help="print the tasks this invocation would run, then stop")
     p.add_argument("--demo", action="store_true", help="all-MiniLM-L6-v2 on the bundled STSBenchmark, offline")
     p.add_argument("--reference", nargs="+", default=None, help="published scores to compare with (e.g. qzhou)")
     p.add_argument(
@@ -90,24 +116,33 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+MODEL_FLAGS = (
+    "model_name_or_path",
+    "pooling_mode",
+    "normalize",
+    "use_instruction",
+    "batch_size",
+    "max_length",
+    "dtype",
+    "attn_implementation",
+    "padding_side",
+    "trust_remote_code",
+    "sort_by",
+    "batch_tokens",
+    "max_padding",
+)
+
+
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw = {
-        k: getattr(args, k)
-        for k in (
-            "model_name_or_path",
-            "pooling_mode",
-            "normalize",
-            "use_instruction",
-            "batch_size",
-            "max_length",
-            "dtype",
-            "attn_implementation",
-            "padding_side",
-            "trust_remote_code",
-        )
-    }
+    from .config import visible_gpus
+
+    kw = {k: getattr(args, k) for k in MODEL_FLAGS}
     if args.device:
         kw["device"] = args.device
+    if args.devices:
+        kw["devices"] = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+    elif not args.device and len(visible_gpus()) > 1:
+        kw["devices"] = visible_gpus()  # default: every visible GPU, one worker each
     return kw
 
 
@@ -129,6 +164,7 @@ def demo_overrides(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import EvalConfig
     from .runner import run
+    from .shard import parse_shard
     from .tasks import parse_task_list
 
     if args.demo:
@@ -143,9 +179,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         model_name=args.model_name,
         revision=args.revision,
         overwrite=args.overwrite,
+        shard=parse_shard(args.shard) if args.shard else None,
+        dry_run=args.dry_run,
         **model_kwargs(args),
     )
     report = run(config)
+    if config.dry_run:
+        return 0
     print(f"results: {report.folder}")
     print(report.table())
     if report.done or report.skipped:
@@ -210,7 +250,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     prefix = table.prefix(args.task, args.prompt_type, config.use_instruction)
     checkpoint = resolve_checkpoint(config.model_name_or_path, trust_remote_code=config.trust_remote_code)
     embedder, _ = build_embedder(config, checkpoint, {args.task: prefix})
-    emb = embedder.encode(texts, prefix)
+    try:
+        emb = embedder.encode(texts, prefix)
+    finally:
+        embedder.close()
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, emb)

@@ -24,6 +24,12 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def visible_gpus() -> tuple[str, ...]:
+    import torch
+
+    return tuple(f"cuda:{i}" for i in range(torch.cuda.device_count())) if torch.cuda.is_available() else ()
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     model_name_or_path: str
@@ -43,7 +49,12 @@ class EvalConfig:
     model_name: str | None = None
     revision: str | None = None
     trust_remote_code: bool = False
-    sort_by: str = "chars"
+    sort_by: str = "tokens"
+    batch_tokens: int | None = None
+    max_padding: float = 0.02  # with sort_by="tokens": a batch closes before padding passes this share (2 %)
+    devices: tuple[str, ...] = ()  # several: one worker process per device; empty = (device,)
+    shard: tuple[int, int] | None = None  # (K, N): this job runs part K of N
+    dry_run: bool = False
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -68,8 +79,13 @@ class EvalConfig:
             raise UserError(f"--output_dir is a file, not a directory: {self.output_dir}")
         if self.sort_by not in ("chars", "tokens"):
             raise UserError("--sort_by must be chars or tokens")
+        if not 0.0 <= self.max_padding <= 1.0:
+            raise UserError(f"--max_padding must be between 0 and 1, got {self.max_padding}")
+        if self.batch_tokens is not None and self.batch_tokens <= 0:
+            raise UserError(f"--batch_tokens must be positive, got {self.batch_tokens}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["tasks"] = list(self.tasks)
+        d["devices"] = list(self.devices)
         return d

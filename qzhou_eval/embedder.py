@@ -1,8 +1,15 @@
 """Texts in, float32 embeddings out: the one place that runs the model.
 
 Order of work (the reference scripts' semantics, FACTS §1): empty text -> "Null"; prepend the
-prefix; tokenize with right truncation at `max_length`; sort longest first; batch; forward; pool and
-normalise in float32; restore input order. Nothing here knows about mteb, tasks or prompt types.
+prefix; tokenize once with right truncation at `max_length`; sort longest first; batch; forward;
+pool and normalise in float32; restore input order. Nothing here knows about mteb, tasks or prompt
+types. `Embedder` plans the batches; a `LocalRunner` (or a pool of them, `workers.py`) runs them.
+
+Sorting: `tokens` (default) sorts by token length, so a batch holds texts of nearly one length, and
+closes a batch early rather than let padding pass `max_padding` (2 %) of its tokens; `chars`
+reproduces the reference scripts' batches exactly (sorted by characters, fixed size).
+Both give the same embeddings up to float noise: each text's embedding does not depend on its
+batch-mates except through padding, which attention masks out.
 """
 
 from __future__ import annotations
@@ -41,59 +48,19 @@ class EncodeStats:
         return asdict(self)
 
 
-class Embedder:
-    """A loaded model plus the settings that turn its hidden states into sentence embeddings."""
+class LocalRunner:
+    """A model on one device: batches of token ids -> pooled, normalised float32 rows."""
 
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        pooling: str = "mean",
-        normalize: bool = True,
-        max_length: int = 1024,
-        batch_size: int = 32,
-        sort_by: str = "chars",
-    ) -> None:
-        if sort_by not in SORT_MODES:
-            raise ValueError(f"sort_by must be one of {SORT_MODES}")
+    def __init__(self, model: Any, tokenizer: Any, *, pooling: str = "mean", normalize: bool = True) -> None:
         self.model = model
-        self.tokenizer = tokenizer
         self.pool = get_pooler(pooling)
         self.normalize = normalize
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.sort_by = sort_by
         self.device = next(model.parameters()).device
+        self.dim = int(model.config.hidden_size)
         self.pad_id = tokenizer.pad_token_id
         self.left_pad = tokenizer.padding_side == "left"
         self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
         self.max_rows: int | None = None  # set after an out-of-memory error: rows per forward that fit
-
-    @property
-    def dim(self) -> int:
-        return int(self.model.config.hidden_size)
-
-    def tokenize(self, texts: list[str]) -> tuple[list[np.ndarray], int]:
-        """Token ids per text, truncated at max_length, and how many were truncated.
-
-        Tokenizing at max_length + 1 tells which texts are longer than max_length; only those are
-        tokenized again at max_length, so the ids equal the tokenizer's own right truncation
-        (special tokens included) without a second pass over every text.
-        """
-        ids: list[np.ndarray] = []
-        truncated = 0
-        for start in range(0, len(texts), _TOKENIZE_CHUNK):
-            chunk = texts[start : start + _TOKENIZE_CHUNK]
-            enc = self.tokenizer(chunk, truncation=True, max_length=self.max_length + 1)["input_ids"]
-            long_rows = [i for i, row in enumerate(enc) if len(row) > self.max_length]
-            if long_rows:
-                redo = self.tokenizer([chunk[i] for i in long_rows], truncation=True, max_length=self.max_length)
-                for i, row in zip(long_rows, redo["input_ids"], strict=True):
-                    enc[i] = row
-                truncated += len(long_rows)
-            ids.extend(np.asarray(row, dtype=np.int64) for row in enc)
-        return ids, truncated
 
     def _batch_tensors(self, rows: list[np.ndarray], width: int) -> dict[str, torch.Tensor]:
         input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
@@ -143,6 +110,105 @@ class Embedder:
             start += len(chunk)
         return np.concatenate(parts)
 
+    def run(self, batches: list[list[np.ndarray]], stats: EncodeStats) -> list[np.ndarray]:
+        return [self.forward_fitting(rows, stats) for rows in batches]
+
+
+def plan_batches(
+    lengths: list[int],
+    order: np.ndarray,
+    batch_size: int,
+    batch_tokens: int | None = None,
+    max_padding: float = 1.0,
+) -> list[np.ndarray]:
+    """Cut `order` into consecutive batches.
+
+    A batch holds at most `batch_size` texts or, when `batch_tokens` is given, as many as keep its
+    padded size (texts x longest) within that budget, so short texts fill the device and long ones
+    do not overflow it. It also closes early rather than let padding pass `max_padding` of its tokens.
+    """
+    batches: list[np.ndarray] = []
+    current: list[int] = []
+    widest = pad = 0
+    for i in order:
+        n = lengths[i]
+        w = max(widest, n)
+        new_pad = pad + (w - widest) * len(current) + (w - n)
+        full = batch_tokens is None and len(current) >= batch_size
+        over_budget = batch_tokens is not None and (len(current) + 1) * w > batch_tokens
+        too_padded = new_pad > max_padding * (len(current) + 1) * w
+        if current and (full or over_budget or too_padded):
+            batches.append(np.array(current))
+            current, w, new_pad = [], n, 0
+        current.append(int(i))
+        widest, pad = w, new_pad
+    if current:
+        batches.append(np.array(current))
+    return batches
+
+
+class Embedder:
+    """Tokenization, batching and order around a runner that holds the model (one device or several)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        pooling: str = "mean",
+        normalize: bool = True,
+        max_length: int = 1024,
+        batch_size: int = 32,
+        sort_by: str = "tokens",
+        batch_tokens: int | None = None,
+        max_padding: float = 0.02,
+        runner: Any = None,
+    ) -> None:
+        if sort_by not in SORT_MODES:
+            raise ValueError(f"sort_by must be one of {SORT_MODES}")
+        if batch_tokens is not None and batch_tokens < max_length:
+            raise ValueError(f"batch_tokens ({batch_tokens}) must be at least max_length ({max_length})")
+        self.tokenizer = tokenizer
+        self.runner = runner or LocalRunner(model, tokenizer, pooling=pooling, normalize=normalize)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
+        self.sort_by = sort_by
+        # the reference's exact batches (sort_by="chars") are fixed-size: no padding cap there
+        self.max_padding = max_padding if sort_by == "tokens" else 1.0
+        self.last_padding: tuple[int, int] = (0, 0)  # (padded tokens, real tokens) of the last call
+
+    @property
+    def dim(self) -> int:
+        return self.runner.dim
+
+    def close(self) -> None:
+        """Stop worker processes, if the runner has any."""
+        close = getattr(self.runner, "close", None)
+        if close is not None:
+            close()
+
+    def tokenize(self, texts: list[str]) -> tuple[list[np.ndarray], int]:
+        """Token ids per text, truncated at max_length, and how many were truncated.
+
+        Tokenizing at max_length + 1 tells which texts are longer than max_length; only those are
+        tokenized again at max_length, so the ids equal the tokenizer's own right truncation
+        (special tokens included) without a second pass over every text.
+        """
+        ids: list[np.ndarray] = []
+        truncated = 0
+        for start in range(0, len(texts), _TOKENIZE_CHUNK):
+            chunk = texts[start : start + _TOKENIZE_CHUNK]
+            enc = self.tokenizer(chunk, truncation=True, max_length=self.max_length + 1)["input_ids"]
+            long_rows = [i for i, row in enumerate(enc) if len(row) > self.max_length]
+            if long_rows:
+                redo = self.tokenizer([chunk[i] for i in long_rows], truncation=True, max_length=self.max_length)
+                for i, row in zip(long_rows, redo["input_ids"], strict=True):
+                    enc[i] = row
+                truncated += len(long_rows)
+            ids.extend(np.asarray(row, dtype=np.int64) for row in enc)
+        return ids, truncated
+
     def order(self, texts: list[str], ids: list[np.ndarray]) -> np.ndarray:
         """Longest first: by characters (the reference's batches) or by tokens (least padding)."""
         lengths = [len(t) for t in texts] if self.sort_by == "chars" else [len(r) for r in ids]
@@ -160,12 +226,15 @@ class Embedder:
                 call.empty_replaced += 1
             full.append(prefix + text)
         ids, call.truncated = self.tokenize(full)
-        call.longest_tokens = max(len(r) for r in ids)
-        order = self.order(full, ids)
+        lengths = [len(r) for r in ids]
+        call.longest_tokens = max(lengths)
+        batches = plan_batches(lengths, self.order(full, ids), self.batch_size, self.batch_tokens, self.max_padding)
+        padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+        self.last_padding = (padded - sum(lengths), padded)
+        results = self.runner.run([[ids[i] for i in b] for b in batches], call)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            out[idx] = self.forward_fitting([ids[i] for i in idx], call)
+        for idx, emb in zip(batches, results, strict=True):
+            out[idx] = emb
         if not np.isfinite(out).all():
             bad = int((~np.isfinite(out).all(axis=1)).sum())
             raise FloatingPointError(f"{bad} of {len(texts)} embeddings are not finite (NaN/inf)")

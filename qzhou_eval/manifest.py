@@ -7,12 +7,15 @@ rewritten (atomically) after each task, so a crash never leaves it half-written.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -81,13 +84,26 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside `path`, so shard jobs sharing one folder do not drop each other's tasks."""
+    lock = path.parent / f".{path.name}.lock"
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Manifest:
-    """A dict with a home on disk; every `save` is atomic."""
+    """A dict with a home on disk; every `save` merges this run's task entries into the file on disk
+    (under a lock) and writes it atomically."""
 
     def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
-        old = self._read(path)
-        self.data: dict[str, Any] = {**header, "tasks": old.get("tasks", {}) if old else {}}
+        self.data: dict[str, Any] = {**header, "tasks": {}}
+        self.own: dict[str, Any] = {}
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any] | None:
@@ -97,9 +113,13 @@ class Manifest:
             return None
 
     def record_task(self, task: str, entry: dict[str, Any]) -> None:
-        self.data["tasks"][task] = entry
+        self.own[task] = entry
         self.save()
 
     def save(self) -> None:
         self.data["updated"] = now()
-        write_json_atomic(self.path, self.data)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(self.path):
+            old = self._read(self.path) or {}
+            self.data["tasks"] = {**old.get("tasks", {}), **self.own}
+            write_json_atomic(self.path, self.data)

@@ -27,6 +27,7 @@ from .manifest import MANIFEST_NAME, Manifest, device_name, git_hash, now, packa
 from .mteb_adapter import MtebEncoder, model_meta
 from .results import model_folder, write_model_meta, write_task_result
 from .resume import conflict_message, fingerprint, plan, run_settings
+from .shard import shard_tasks, task_cost
 
 
 @dataclass
@@ -74,14 +75,41 @@ def check_prefixes_fit(tokenizer: Any, prefixes: dict[str, str], max_length: int
 def build_embedder(
     config: EvalConfig, checkpoint: Checkpoint, prefixes: dict[str, str] | None = None
 ) -> tuple[Embedder, dict[str, Any]]:
-    """Load tokenizer and model and wrap them; returns the values resolved on the way.
+    """Load tokenizer and model (here, or once per device in worker processes) and wrap them.
 
     `prefixes` (task or label -> prefix) are checked against max_length before the weights load.
+    Returns the embedder and the values resolved on the way, for the manifest.
     """
     tokenizer = load_tokenizer(checkpoint, config.padding_side, config.trust_remote_code)
     max_length = resolve_max_length(config.max_length, checkpoint, tokenizer)
     check_prefixes_fit(tokenizer, prefixes or {}, max_length)
-    model = load_model(checkpoint, config.dtype, config.attn_implementation, config.device, config.trust_remote_code)
+    if config.batch_tokens is not None and config.batch_tokens < max_length:
+        raise UserError(
+            f"--batch_tokens {config.batch_tokens} is below --max_length {max_length}: a long text cannot fit"
+        )
+    devices = list(config.devices) or [config.device]
+    runner = None
+    if len(devices) > 1:
+        from .workers import WorkerPool
+
+        threads = max(1, (os.cpu_count() or 1) // len(devices)) if all(d == "cpu" for d in devices) else None
+        runner = WorkerPool(
+            devices,
+            {
+                "path": str(checkpoint.path),
+                "trust_remote_code": config.trust_remote_code,
+                "padding_side": tokenizer.padding_side,
+                "dtype": config.dtype,
+                "attn_implementation": config.attn_implementation,
+                "pooling": config.pooling_mode,
+                "normalize": config.normalize,
+                "threads": threads,
+            },
+        )
+        model, n_parameters, model_class = None, runner.n_parameters, runner.model_class
+    else:
+        model = load_model(checkpoint, config.dtype, config.attn_implementation, devices[0], config.trust_remote_code)
+        n_parameters, model_class = sum(p.numel() for p in model.parameters()), type(model).__name__
     embedder = Embedder(
         model,
         tokenizer,
@@ -89,15 +117,19 @@ def build_embedder(
         normalize=config.normalize,
         max_length=max_length,
         batch_size=config.batch_size,
+        batch_tokens=config.batch_tokens,
+        max_padding=config.max_padding,
         sort_by=config.sort_by,
+        runner=runner,
     )
     resolved = {
         "max_length": max_length,
         "padding_side": tokenizer.padding_side,
-        "model_class": type(model).__name__,
+        "model_class": model_class,
         "checkpoint_kind": checkpoint.kind,
-        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "n_parameters": n_parameters,
         "embed_dim": embedder.dim,
+        "devices": devices,
     }
     return embedder, resolved
 
@@ -137,6 +169,12 @@ def run(config: EvalConfig) -> RunReport:
     _check_writable(config.output_dir)
     folder = model_folder(config.output_dir, checkpoint.name, checkpoint.revision)
     specs = [task_registry.benchmark_tasks(config.benchmark)[name] for name in selected]
+    costs = {spec.name: task_cost(spec.name, spec.dataset_path, config.data_dir) for spec in specs}
+    if config.shard:
+        k, n = config.shard
+        mine = set(shard_tasks(costs, k, n))
+        specs = [spec for spec in specs if spec.name in mine]
+        _say(f"shard {k}/{n}: {len(specs)} of {len(selected)} tasks")
     sources = {spec.name: data_source(config, spec) for spec in specs}
     settings = run_settings(config, checkpoint.name, checkpoint.revision, table.path)
     todo = plan(folder, specs, settings, sources, config.overwrite)
@@ -148,6 +186,11 @@ def run(config: EvalConfig) -> RunReport:
         _say(f"skip {name} (done)")
     for name, why in todo.redo.items():
         _say(f"redo {name}: its result file cannot be used ({why})")
+    if config.dry_run:
+        for name in todo.run:
+            print(name, flush=True)
+        _say(f"dry run: {len(todo.run)} to run, {len(todo.skip)} done, output {folder}")
+        return report
     if not todo.run:
         _say(f"nothing to run: all {len(selected)} task(s) are done in {folder}")
         return report
@@ -190,16 +233,58 @@ def run(config: EvalConfig) -> RunReport:
     )
     write_model_meta(folder, meta)
     encoder = MtebEncoder(embedder, table, config.use_instruction, meta)
+    suite = Suite(config, table, settings, sources, costs, encoder, manifest, report)
+    try:
+        suite.run_all(todo.run)
+    finally:
+        embedder.close()
+    return report
 
-    for i, name in enumerate(todo.run, 1):
-        _say(f"[{i}/{len(todo.run)}] {name}")
-        task_settings = {**settings, "data_source": sources[name]}
+
+@dataclass
+class Suite:
+    """What every task of one run shares: settings, sources, the encoder, the manifest, the report."""
+
+    config: EvalConfig
+    table: Any
+    settings: dict[str, Any]
+    sources: dict[str, str]
+    costs: dict[str, float]
+    encoder: MtebEncoder
+    manifest: Manifest
+    report: RunReport
+
+    def run_all(self, names: list[str]) -> None:
+        """Evaluate each task in turn under one progress bar weighted by estimated cost."""
+        from tqdm import tqdm
+
+        texts_done, started = 0, time.perf_counter()
+        bar = tqdm(
+            total=sum(self.costs[n] for n in names),
+            file=sys.stderr,
+            dynamic_ncols=True,
+            bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+        )
+        for i, name in enumerate(names, 1):
+            bar.set_description_str(f"tasks {i - 1}/{len(names)}")
+            _say(f"[{i}/{len(names)}] {name}")
+            texts_done += self.run_one(name)
+            rate = texts_done / max(time.perf_counter() - started, 1e-9)
+            bar.set_description_str(f"tasks {i}/{len(names)}")
+            bar.set_postfix_str(f"{rate:.0f} texts/s")
+            bar.update(self.costs[name])
+        bar.close()
+
+    def run_one(self, name: str) -> int:
+        """Evaluate one task, record it in the manifest whatever happens; returns texts encoded."""
+        config, report = self.config, self.report
+        task_settings = {**self.settings, "data_source": self.sources[name]}
         entry: dict[str, Any] = {
-            "prefixes": table.prefixes(name, config.use_instruction),
+            "prefixes": self.table.prefixes(name, config.use_instruction),
             "started": now(),
             "settings": task_settings,
             "fingerprint": fingerprint(task_settings),
-            "data_source": sources[name],
+            "data_source": self.sources[name],
         }
         start = time.perf_counter()
         try:
@@ -207,8 +292,8 @@ def run(config: EvalConfig) -> RunReport:
             entry["splits"] = list(task.eval_splits)
             if config.data_dir:
                 use_local_data(task, config.data_dir)
-            result = _evaluate(task, encoder)
-            write_task_result(folder, result)
+            result = _evaluate(task, self.encoder)
+            write_task_result(self.manifest.path.parent, result)
             report.done[name] = _scores(result)
             entry.update(status="done", scores=report.done[name])
             _say(f"    {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.done[name].items()))
@@ -217,12 +302,12 @@ def run(config: EvalConfig) -> RunReport:
             entry.update(status="failed", error=report.failed[name], traceback=traceback.format_exc())
             _say(f"    {name} FAILED: {report.failed[name]}")
         entry["wall_time_s"] = round(time.perf_counter() - start, 3)
-        stats = encoder.stats.pop(name, None)
+        stats = self.encoder.stats.pop(name, None)
         entry["inputs"] = stats.to_dict() if stats else None
         if stats:
             report.inputs[name] = stats.to_dict()
-        manifest.record_task(name, entry)
-    return report
+        self.manifest.record_task(name, entry)
+        return stats.texts if stats else 0
 
 
 def _evaluate(task: Any, encoder: MtebEncoder) -> Any:

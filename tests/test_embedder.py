@@ -37,8 +37,9 @@ def test_decoder_only_checkpoint_pads_left(parts):
     assert parts[1].padding_side == "left"
 
 
-def test_matches_independent_reference_with_batches_truncation_and_empty_text(parts, qzhou_dir):
-    ours = make(parts, max_length=16, batch_size=3).encode(TEXTS, PREFIX)
+@pytest.mark.parametrize("sort_by", ["tokens", "chars"])
+def test_matches_independent_reference_with_batches_truncation_and_empty_text(parts, qzhou_dir, sort_by):
+    ours = make(parts, max_length=16, batch_size=3, sort_by=sort_by).encode(TEXTS, PREFIX)
     ref = reference_embed(qzhou_dir, TEXTS, PREFIX, max_length=16, batch_size=3)
     assert cosines(ours, ref).min() >= 0.99999
 
@@ -99,11 +100,20 @@ def test_normalize_false_keeps_raw_mean(parts):
     assert np.allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), unit, atol=1e-6)
 
 
-def test_batches_follow_character_length_longest_first(parts):
-    emb = make(parts)
+def test_reference_sort_follows_character_length_longest_first(parts):
+    emb = make(parts, sort_by="chars")
     texts = ["bb", "a", "dddd", "ccc"]
     ids, _ = emb.tokenize(texts)
     assert [texts[i] for i in emb.order(texts, ids)] == ["dddd", "ccc", "bb", "a"]
+
+
+def test_default_sort_follows_token_length_longest_first(parts):
+    emb = make(parts)
+    assert emb.sort_by == "tokens"
+    texts = ["aaaaaaaaaaaaaaaaaaaa", "今天天气很好", "x y z w"]
+    ids, _ = emb.tokenize(texts)
+    expected = sorted(range(3), key=lambda i: -len(ids[i]))
+    assert list(emb.order(texts, ids)) == expected
 
 
 def test_empty_input_gives_empty_float32_matrix(parts):

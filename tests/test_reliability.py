@@ -215,6 +215,7 @@ def test_out_of_memory_halves_the_batch_and_gives_identical_embeddings(qzhou_dir
     tok = load_tokenizer(ckpt, "auto", False)
     texts = [f"sentence number {i} " + "word " * (i % 7) for i in range(23)]
     clean = Embedder(model, tok, batch_size=8).encode(texts, "Instruct: x\nQuery: ")
+    assert len(texts) > 8  # several batches, each split on the faulty device
 
     class OomAbove3(torch.nn.Module):
         """The real model, failing like a full GPU whenever a forward holds more than 3 texts."""
@@ -231,7 +232,7 @@ def test_out_of_memory_halves_the_batch_and_gives_identical_embeddings(qzhou_dir
     stats = EncodeStats()
     emb = Embedder(OomAbove3(model), tok, batch_size=8)
     faulty = emb.encode(texts, "Instruct: x\nQuery: ", stats=stats)
-    assert stats.oom_splits == 2 and emb.max_rows == 2
+    assert stats.oom_splits == 2 and emb.runner.max_rows == 2
     assert np.array_equal(faulty, clean)
 
 
