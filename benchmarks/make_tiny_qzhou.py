@@ -1,6 +1,6 @@
 """Build the tiny QZhou-shaped checkpoint the tests use (2 layers, hidden 64), e.g. for gpu_check.sh.
 
-    python benchmarks/make_tiny_qzhou.py OUT_DIR
+python benchmarks/make_tiny_qzhou.py OUT_DIR
 """
 
 import sys

@@ -52,8 +52,13 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
     from .pooling import POOLERS
 
     p.add_argument("--model_name_or_path", required=required, help="local model directory or hub id")
-    p.add_argument("--pooling_mode", default="mean", choices=list(POOLERS))
-    p.add_argument("--normalize", type=boolean, default=True, help="L2-normalise embeddings (default true)")
+    p.add_argument(
+        "--preset", default=None, help="evaluation recipe of a model family (presets/*.json); default: detected"
+    )
+    p.add_argument("--pooling_mode", default=None, choices=list(POOLERS), help="default: the preset's (qzhou: mean)")
+    p.add_argument("--normalize", type=boolean, default=None, help="L2-normalise embeddings (default: preset's, true)")
+    p.add_argument("--instruction", default=None, help="replace every task's instruction text (side rules unchanged)")
+    p.add_argument("--truncate_dim", type=positive_int, default=None, help="Matryoshka: keep D dims, then normalise")
     p.add_argument(
         "--use_instruction",
         type=boolean,
@@ -62,12 +67,19 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
         "although the reference scripts' own argparse defaulted to false)",
     )
     p.add_argument("--batch_size", type=positive_int, default=32)
-    p.add_argument("--max_length", type=positive_int, default=1024, help="capped at the model's own limit")
-    p.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
-    p.add_argument("--attn_implementation", default="sdpa", choices=list(ATTN_IMPLEMENTATIONS))
+    p.add_argument(
+        "--max_length",
+        type=positive_int,
+        default=None,
+        help="default: the preset's (qzhou: 1024); capped at the model's own limit",
+    )
+    p.add_argument("--dtype", default=None, choices=list(DTYPES), help="default: the preset's (qzhou: bfloat16)")
+    p.add_argument(
+        "--attn_implementation", default=None, choices=list(ATTN_IMPLEMENTATIONS), help="default: the preset's (sdpa)"
+    )
     p.add_argument(
         "--padding_side",
-        default="auto",
+        default=None,
         choices=list(PADDING_SIDES),
         help="auto: left for decoder-only models, the tokenizer's own for encoders",
     )
@@ -118,25 +130,44 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 MODEL_FLAGS = (
     "model_name_or_path",
-    "pooling_mode",
-    "normalize",
     "use_instruction",
     "batch_size",
-    "max_length",
-    "dtype",
-    "attn_implementation",
-    "padding_side",
     "trust_remote_code",
     "sort_by",
     "batch_tokens",
     "max_padding",
+    "instruction",
+    "truncate_dim",
 )
+PRESET_FLAGS = {  # flag -> preset key; a flag given on the command line beats the preset
+    "pooling_mode": "pooling",
+    "normalize": "normalize",
+    "padding_side": "padding_side",
+    "max_length": "max_length",
+    "dtype": "dtype",
+    "attn_implementation": "attn_implementation",
+}
 
 
-def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def model_kwargs(args: argparse.Namespace, quiet: bool = False) -> dict[str, Any]:
+    """EvalConfig keywords: defaults < preset (named or detected) < explicit flags."""
     from .config import visible_gpus
+    from .loading import locate
+    from .presets import detect, get_preset, resolve_values
 
+    path, config, _ = locate(args.model_name_or_path, getattr(args, "revision", None))
+    if args.preset:
+        preset, reason = get_preset(args.preset), "--preset"
+    else:
+        preset, reason = detect(path, config, getattr(args, "model_name", None) or args.model_name_or_path)
+    values, _ = resolve_values(preset, path)
+    if not quiet:
+        print(f"preset: {preset.name} ({reason}; {preset.source})", file=sys.stderr)
     kw = {k: getattr(args, k) for k in MODEL_FLAGS}
+    for flag, key in PRESET_FLAGS.items():
+        given = getattr(args, flag)
+        kw[flag] = given if given is not None else values[key]
+    kw.update(preset=preset.name, preset_reason=reason, attention=preset.attention)
     if args.device:
         kw["device"] = args.device
     if args.devices:
@@ -206,14 +237,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_prompts(args: argparse.Namespace) -> int:
     import json
 
-    from .instructions import load_table
+    from .instructions import load_table, make_rule
+    from .presets import detect, get_preset, resolve_values
 
     table = load_table(args.benchmark)
-    rows = {task: table.prefixes(task, args.use_instruction) for task in table.tasks}
+    model_prompts: dict[str, str] = {}
+    if args.model_name_or_path:
+        from .loading import locate
+
+        path, config, _ = locate(args.model_name_or_path)
+        preset = get_preset(args.preset) if args.preset else detect(path, config, args.model_name_or_path)[0]
+        _, model_prompts = resolve_values(preset, path)
+    else:
+        preset = get_preset(args.preset or "qzhou")
+        if preset.prompt.get("instructions") == "model_prompts":
+            raise UserError(f"preset {preset.name} takes its prompts from a model: add --model_name_or_path")
+    rule = make_rule(table, preset.prompt, args.use_instruction, args.instruction, model_prompts)
+    rows = {task: rule.prefixes(task) for task in table.tasks}
     if args.format == "json":
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    print(f"{table.benchmark}: template {table.template!r}, use_instruction={args.use_instruction} ({table.source})")
+    print(
+        f"{table.benchmark}, preset {preset.name}: template {rule.template!r}, instruction on "
+        f"{'/'.join(sorted(rule.instruct))}, use_instruction={args.use_instruction}"
+    )
+    print(f"source: {preset.source}")
     width = max(len(t) for t in rows)
     print(f"{'task':{width}s}  {'query':8s} {'passage':8s} {'none':8s} prefix")
     for task, p in rows.items():
@@ -229,7 +277,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from .config import EvalConfig
     from .instructions import benchmark_of_task
     from .loading import resolve_checkpoint
-    from .runner import build_embedder
+    from .runner import build_embedder, prompt_rule
 
     table = benchmark_of_task(args.task)
     if table is None:
@@ -247,8 +295,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if text.endswith("\n"):
         texts.pop()  # a final newline ends the last line; it does not start an empty text
     config = EvalConfig(benchmark=table.benchmark, tasks=(args.task,), **model_kwargs(args))
-    prefix = table.prefix(args.task, args.prompt_type, config.use_instruction)
-    checkpoint = resolve_checkpoint(config.model_name_or_path, trust_remote_code=config.trust_remote_code)
+    checkpoint = resolve_checkpoint(
+        config.model_name_or_path, trust_remote_code=config.trust_remote_code, attention=config.attention
+    )
+    prefix = prompt_rule(config, table, checkpoint.path).prefix(args.task, args.prompt_type)
     embedder, _ = build_embedder(config, checkpoint, {args.task: prefix})
     try:
         emb = embedder.encode(texts, prefix)
@@ -292,6 +342,9 @@ def build_parser(benchmark: str | None = None) -> Parser:
     pr.add_argument("--benchmark", default="MTEB(eng, v2)")
     pr.add_argument("--use_instruction", type=boolean, default=True)
     pr.add_argument("--format", choices=["json", "table"], default="table")
+    pr.add_argument("--preset", default=None, help="default: detected from --model_name_or_path, else qzhou")
+    pr.add_argument("--model_name_or_path", default=None, help="a model, for detection and its own prompts")
+    pr.add_argument("--instruction", default=None, help="replace every task's instruction text")
     pr.set_defaults(func=cmd_prompts)
     e = sub.add_parser("embed", help="embed a text file, one text per line, with the evaluation code path")
     add_model_flags(e)

@@ -16,6 +16,7 @@ from .pooling import POOLERS
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 PADDING_SIDES = ("auto", "left", "right")
+ATTENTIONS = ("model", "bidirectional", "causal")
 
 
 def default_device() -> str:
@@ -56,6 +57,11 @@ class EvalConfig:
     shard: tuple[int, int] | None = None  # (K, N): this job runs part K of N
     dry_run: bool = False
     overwrite: bool = False
+    preset: str = "qzhou"
+    preset_reason: str = "default"
+    attention: str = "model"  # bidirectional | causal | model (what the checkpoint declares)
+    instruction: str | None = None  # replaces every task's instruction text, keeps the side rules
+    truncate_dim: int | None = None  # Matryoshka: keep the first D dimensions, then normalise
 
     def __post_init__(self) -> None:
         checks = [
@@ -81,6 +87,10 @@ class EvalConfig:
             raise UserError("--sort_by must be chars or tokens")
         if not 0.0 <= self.max_padding <= 1.0:
             raise UserError(f"--max_padding must be between 0 and 1, got {self.max_padding}")
+        if self.attention not in ATTENTIONS:
+            raise UserError(f"attention must be one of {', '.join(ATTENTIONS)}")
+        if self.truncate_dim is not None and self.truncate_dim <= 0:
+            raise UserError(f"--truncate_dim must be positive, got {self.truncate_dim}")
         if self.batch_tokens is not None and self.batch_tokens <= 0:
             raise UserError(f"--batch_tokens must be positive, got {self.batch_tokens}")
 

@@ -51,12 +51,24 @@ class EncodeStats:
 class LocalRunner:
     """A model on one device: batches of token ids -> pooled, normalised float32 rows."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, pooling: str = "mean", normalize: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        pooling: str = "mean",
+        normalize: bool = True,
+        truncate_dim: int | None = None,
+    ) -> None:
         self.model = model
         self.pool = get_pooler(pooling)
         self.normalize = normalize
         self.device = next(model.parameters()).device
-        self.dim = int(model.config.hidden_size)
+        hidden = int(model.config.hidden_size)
+        if truncate_dim is not None and truncate_dim > hidden:
+            raise ValueError(f"truncate_dim {truncate_dim} exceeds the model's {hidden} dimensions")
+        self.truncate_dim = truncate_dim
+        self.dim = truncate_dim or hidden
         self.pad_id = tokenizer.pad_token_id
         self.left_pad = tokenizer.padding_side == "left"
         self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
@@ -81,6 +93,8 @@ class LocalRunner:
         out = self.model(**batch)
         hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
         emb = self.pool(hidden.float(), batch["attention_mask"])
+        if self.truncate_dim is not None:  # Matryoshka: truncate first, then normalise
+            emb = emb[:, : self.truncate_dim]
         if self.normalize:
             emb = normalize(emb)
         return emb.cpu().numpy().astype(np.float32, copy=False)
@@ -162,6 +176,7 @@ class Embedder:
         sort_by: str = "tokens",
         batch_tokens: int | None = None,
         max_padding: float = 0.02,
+        truncate_dim: int | None = None,
         runner: Any = None,
     ) -> None:
         if sort_by not in SORT_MODES:
@@ -169,7 +184,9 @@ class Embedder:
         if batch_tokens is not None and batch_tokens < max_length:
             raise ValueError(f"batch_tokens ({batch_tokens}) must be at least max_length ({max_length})")
         self.tokenizer = tokenizer
-        self.runner = runner or LocalRunner(model, tokenizer, pooling=pooling, normalize=normalize)
+        self.runner = runner or LocalRunner(
+            model, tokenizer, pooling=pooling, normalize=normalize, truncate_dim=truncate_dim
+        )
         self.max_length = max_length
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens

@@ -39,15 +39,17 @@ class Checkpoint:
 
     @property
     def is_decoder_only(self) -> bool:
-        if self.kind == "qzhou":
-            return True
-        from transformers.models.auto.modeling_auto import (
-            MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-            MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-        )
+        return self.kind == "qzhou" or _is_decoder_only(self.config.get("model_type", ""))
 
-        model_type = self.config.get("model_type", "")
-        return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+def _is_decoder_only(model_type: str) -> bool:
+    """Decoder-only families: causal-LM heads exist for them, masked-LM heads do not (BERT has both)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
 def _fingerprint(path: Path) -> str:
@@ -88,13 +90,8 @@ def _download(hub_id: str, revision: str | None) -> Path:
         ) from None
 
 
-def resolve_checkpoint(
-    model_name_or_path: str,
-    model_name: str | None = None,
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-) -> Checkpoint:
-    """Locate the checkpoint and check it is loadable, without reading any weights."""
+def locate(model_name_or_path: str, revision: str | None = None) -> tuple[Path, dict[str, Any], str]:
+    """The checkpoint's directory (downloaded for a hub id), its config.json and where it came from."""
     path = Path(model_name_or_path).expanduser()
     source = "local"
     if not path.exists():
@@ -115,10 +112,38 @@ def resolve_checkpoint(
         raise UserError(f"unreadable config.json in {path}: {exc}") from None
     if not any(any(path.glob(pattern)) for pattern in WEIGHT_PATTERNS):
         raise UserError(f"model directory has no weight files (*.safetensors, *.bin): {path}")
+    return path, config, source
 
+
+NATIVE_BIDIRECTIONAL_TYPES = ("qwen2",)
+
+
+def resolve_checkpoint(
+    model_name_or_path: str,
+    model_name: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    attention: str = "model",
+) -> Checkpoint:
+    """Locate the checkpoint and decide how to build it, without reading any weights.
+
+    attention "model" builds what the checkpoint declares (QZhouModel natively as bidirectional Qwen2);
+    "bidirectional" builds a Qwen2-family decoder as the native bidirectional model (gte-Qwen2);
+    "causal" builds the stock class.
+    """
+    path, config, source = locate(model_name_or_path, revision)
     from .modeling import is_qzhou_config
 
-    if is_qzhou_config(config):
+    model_type = config.get("model_type", "")
+    wants_native = (attention == "model" and is_qzhou_config(config)) or (
+        attention == "bidirectional" and model_type in NATIVE_BIDIRECTIONAL_TYPES
+    )
+    if attention == "bidirectional" and not wants_native and _is_decoder_only(model_type):
+        raise UserError(
+            f"bidirectional attention is built natively only for {', '.join(NATIVE_BIDIRECTIONAL_TYPES)} models, "
+            f"not {model_type!r}; use a preset with attention 'model' or 'causal'"
+        )
+    if wants_native:
         kind = "qzhou"
     elif "AutoModel" in (config.get("auto_map") or {}):
         if not trust_remote_code:

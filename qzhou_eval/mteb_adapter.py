@@ -13,20 +13,18 @@ from typing import Any
 import numpy as np
 
 from .embedder import EncodeStats
-from .instructions import InstructionTable
+from .instructions import PromptRule
 
 
 class MtebEncoder:
-    def __init__(self, embedder: Any, table: InstructionTable, use_instruction: bool, model_meta: Any) -> None:
+    def __init__(self, embedder: Any, rule: PromptRule, model_meta: Any) -> None:
         self.embedder = embedder
-        self.table = table
-        self.use_instruction = use_instruction
+        self.rule = rule
         self.mteb_model_meta = model_meta
         self.stats: dict[str, EncodeStats] = {}
 
     def prefix(self, task_name: str, prompt_type: Any) -> str:
-        kind = getattr(prompt_type, "value", prompt_type)
-        return self.table.prefix(task_name, kind, self.use_instruction)
+        return self.rule.prefix(task_name, getattr(prompt_type, "value", prompt_type))
 
     def encode(self, sentences: list[str], *, task_name: str, prompt_type: Any = None, **kwargs: Any) -> np.ndarray:
         stats = self.stats.setdefault(task_name, EncodeStats())

@@ -21,10 +21,11 @@ from .config import EvalConfig
 from .data import use_local_data
 from .embedder import Embedder
 from .errors import UserError
-from .instructions import load_table
+from .instructions import PromptRule, load_table, make_rule
 from .loading import Checkpoint, load_model, load_tokenizer, resolve_checkpoint, resolve_max_length
 from .manifest import MANIFEST_NAME, Manifest, device_name, git_hash, now, package_versions
 from .mteb_adapter import MtebEncoder, model_meta
+from .presets import get_preset, resolve_values
 from .results import model_folder, write_model_meta, write_task_result
 from .resume import conflict_message, fingerprint, plan, run_settings
 from .shard import shard_tasks, task_cost
@@ -103,6 +104,8 @@ def build_embedder(
                 "attn_implementation": config.attn_implementation,
                 "pooling": config.pooling_mode,
                 "normalize": config.normalize,
+                "truncate_dim": config.truncate_dim,
+                "attention": config.attention,
                 "threads": threads,
             },
         )
@@ -120,6 +123,7 @@ def build_embedder(
         batch_tokens=config.batch_tokens,
         max_padding=config.max_padding,
         sort_by=config.sort_by,
+        truncate_dim=config.truncate_dim,
         runner=runner,
     )
     resolved = {
@@ -153,6 +157,13 @@ def _check_writable(output_dir: str) -> None:
         raise UserError(f"--output_dir is not writable: {output_dir}")
 
 
+def prompt_rule(config: EvalConfig, table: Any, checkpoint_path: Path) -> PromptRule:
+    """The config's preset rule over the benchmark's table (with the model's own prompts if it has any)."""
+    preset = get_preset(config.preset)
+    _, model_prompts = resolve_values(preset, checkpoint_path)
+    return make_rule(table, preset.prompt, config.use_instruction, config.instruction, model_prompts)
+
+
 def data_source(config: EvalConfig, spec: task_registry.BenchmarkTask) -> str:
     return str(Path(config.data_dir).resolve() / spec.dataset_path) if config.data_dir else "hub"
 
@@ -164,8 +175,9 @@ def run(config: EvalConfig) -> RunReport:
     if missing_instr:
         raise UserError(f"no instruction for {', '.join(missing_instr)} in {table.path.name}")
     checkpoint = resolve_checkpoint(
-        config.model_name_or_path, config.model_name, config.revision, config.trust_remote_code
+        config.model_name_or_path, config.model_name, config.revision, config.trust_remote_code, config.attention
     )
+    rule = prompt_rule(config, table, checkpoint.path)
     _check_writable(config.output_dir)
     folder = model_folder(config.output_dir, checkpoint.name, checkpoint.revision)
     specs = [task_registry.benchmark_tasks(config.benchmark)[name] for name in selected]
@@ -211,7 +223,12 @@ def run(config: EvalConfig) -> RunReport:
                 "path": str(checkpoint.path),
                 "source": checkpoint.source,
             },
-            "instructions": {"file": table.path.name, "source": table.source, "template": table.template},
+            "preset": {
+                "name": config.preset,
+                "reason": config.preset_reason,
+                "source": get_preset(config.preset).source,
+            },
+            "instructions": rule.describe(),
             "versions": package_versions(),
             "device_name": device_name(config.device),
         },
@@ -219,7 +236,7 @@ def run(config: EvalConfig) -> RunReport:
     manifest.save()
 
     _say(f"loading {checkpoint.name} ({checkpoint.kind}) from {checkpoint.path} on {config.device} as {config.dtype}")
-    longest = {name: max(table.prefixes(name, config.use_instruction).values(), key=len) for name in todo.run}
+    longest = {name: max(rule.prefixes(name).values(), key=len) for name in todo.run}
     embedder, resolved = build_embedder(config, checkpoint, longest)
     manifest.data["resolved"] = resolved
     manifest.save()
@@ -232,8 +249,8 @@ def run(config: EvalConfig) -> RunReport:
         config.use_instruction,
     )
     write_model_meta(folder, meta)
-    encoder = MtebEncoder(embedder, table, config.use_instruction, meta)
-    suite = Suite(config, table, settings, sources, costs, encoder, manifest, report)
+    encoder = MtebEncoder(embedder, rule, meta)
+    suite = Suite(config, rule, settings, sources, costs, encoder, manifest, report)
     try:
         suite.run_all(todo.run)
     finally:
@@ -246,7 +263,7 @@ class Suite:
     """What every task of one run shares: settings, sources, the encoder, the manifest, the report."""
 
     config: EvalConfig
-    table: Any
+    rule: PromptRule
     settings: dict[str, Any]
     sources: dict[str, str]
     costs: dict[str, float]
@@ -259,28 +276,24 @@ class Suite:
         from tqdm import tqdm
 
         texts_done, started = 0, time.perf_counter()
-        bar = tqdm(
-            total=sum(self.costs[n] for n in names),
-            file=sys.stderr,
-            dynamic_ncols=True,
-            bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
-        )
-        for i, name in enumerate(names, 1):
-            bar.set_description_str(f"tasks {i - 1}/{len(names)}")
-            _say(f"[{i}/{len(names)}] {name}")
-            texts_done += self.run_one(name)
-            rate = texts_done / max(time.perf_counter() - started, 1e-9)
-            bar.set_description_str(f"tasks {i}/{len(names)}")
-            bar.set_postfix_str(f"{rate:.0f} texts/s")
-            bar.update(self.costs[name])
-        bar.close()
+        bar_format = "{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
+        total = sum(self.costs[n] for n in names)
+        with tqdm(total=total, file=sys.stderr, dynamic_ncols=True, bar_format=bar_format) as bar:
+            for i, name in enumerate(names, 1):
+                bar.set_description_str(f"tasks {i - 1}/{len(names)}")
+                _say(f"[{i}/{len(names)}] {name}")
+                texts_done += self.run_one(name)
+                rate = texts_done / max(time.perf_counter() - started, 1e-9)
+                bar.set_description_str(f"tasks {i}/{len(names)}")
+                bar.set_postfix_str(f"{rate:.0f} texts/s")
+                bar.update(self.costs[name])
 
     def run_one(self, name: str) -> int:
         """Evaluate one task, record it in the manifest whatever happens; returns texts encoded."""
         config, report = self.config, self.report
         task_settings = {**self.settings, "data_source": self.sources[name]}
         entry: dict[str, Any] = {
-            "prefixes": self.table.prefixes(name, config.use_instruction),
+            "prefixes": self.rule.prefixes(name),
             "started": now(),
             "settings": task_settings,
             "fingerprint": fingerprint(task_settings),

@@ -29,10 +29,14 @@ def _worker(device: str, spec: dict[str, Any], jobs: Any, results: Any) -> None:
     try:
         if spec.get("threads"):
             torch.set_num_threads(spec["threads"])
-        ckpt = resolve_checkpoint(spec["path"], trust_remote_code=spec["trust_remote_code"])
+        ckpt = resolve_checkpoint(
+            spec["path"], trust_remote_code=spec["trust_remote_code"], attention=spec["attention"]
+        )
         tokenizer = load_tokenizer(ckpt, spec["padding_side"], spec["trust_remote_code"])
         model = load_model(ckpt, spec["dtype"], spec["attn_implementation"], device, spec["trust_remote_code"])
-        runner = LocalRunner(model, tokenizer, pooling=spec["pooling"], normalize=spec["normalize"])
+        runner = LocalRunner(
+            model, tokenizer, pooling=spec["pooling"], normalize=spec["normalize"], truncate_dim=spec["truncate_dim"]
+        )
         results.put(("ready", device, (runner.dim, sum(p.numel() for p in model.parameters()), type(model).__name__)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         results.put(("failed", device, f"{type(exc).__name__}: {exc}"))

@@ -5,7 +5,8 @@ import json
 import pytest
 from conftest import run_cli
 
-from qzhou_eval.instructions import PROMPT_TYPES, load_table
+from qzhou_eval.instructions import PROMPT_TYPES, load_table, make_rule
+from qzhou_eval.presets import get_preset
 
 BENCHMARKS = {"MTEB(eng, v2)": 41, "MTEB(cmn, v1)": 31}
 
@@ -29,7 +30,7 @@ def test_tables_cover_the_benchmark_and_match_mteb(bench, n):
     assert len(table.tasks) == n
     assert set(table.tasks) == set(benchmark_tasks(bench))
     assert len(table.symmetric) == {41: 34, 31: 23}[n] and table.symmetric <= set(table.tasks)
-    assert table.template == "Instruct: {}\nQuery: "
+    assert get_preset("qzhou").prompt["template"] == "Instruct: {}\nQuery: "
 
 
 @pytest.mark.parametrize("use_instruction", [True, False])
@@ -58,22 +59,28 @@ def test_prompts_command_follows_reference_rule(shared_data, bench, use_instruct
         assert all(p == "" for v in rows.values() for p in v.values())
 
 
+def qzhou(bench):
+    return make_rule(load_table(bench), get_preset("qzhou").prompt)
+
+
 def test_known_prefixes_by_hand():
-    eng = load_table("MTEB(eng, v2)")
+    eng = qzhou("MTEB(eng, v2)")
     assert (
-        eng.prefix("ArguAna", "passage", True)
+        eng.prefix("ArguAna", "passage")
         == "Instruct: Given a claim, find documents that refute the claim\nQuery: "
     )
-    assert eng.prefix("SCIDOCS", "passage", True) == ""
-    assert eng.prefix("SCIDOCS", "query", True).endswith("\nQuery: ")
-    assert eng.prefix("STSBenchmark", None, True) == "Instruct: Retrieve semantically similar text\nQuery: "
-    cmn = load_table("MTEB(cmn, v1)")
-    assert cmn.prefix("T2Reranking", "passage", True).startswith("Instruct: Given a Chinese search query")
-    assert cmn.prefix("T2Retrieval", "passage", True) == ""
-    assert cmn.prefix("Ocnli", None, True) == "Instruct: Retrieve semantically similar text.\nQuery: "
+    assert eng.prefix("SCIDOCS", "passage") == ""
+    assert eng.prefix("SCIDOCS", "query").endswith("\nQuery: ")
+    assert eng.prefix("STSBenchmark", None) == "Instruct: Retrieve semantically similar text\nQuery: "
+    cmn = qzhou("MTEB(cmn, v1)")
+    assert cmn.prefix("T2Reranking", "passage").startswith("Instruct: Given a Chinese search query")
+    assert cmn.prefix("T2Retrieval", "passage") == ""
+    assert cmn.prefix("Ocnli", None) == "Instruct: Retrieve semantically similar text.\nQuery: "
 
 
 def test_table_format_is_for_people():
     out = run_cli("-m", "qzhou_eval", "prompts", "--benchmark", "MTEB(cmn, v1)")
     assert out.returncode == 0
-    assert "T2Retrieval" in out.stdout and "query" in out.stdout.splitlines()[1]
+    lines = out.stdout.splitlines()
+    assert "preset qzhou" in lines[0] and "T2Retrieval" in out.stdout
+    assert any(line.startswith("task") and "query" in line and "passage" in line for line in lines)

@@ -214,7 +214,7 @@ def test_out_of_memory_halves_the_batch_and_gives_identical_embeddings(qzhou_dir
     model = load_model(ckpt, "float32", "sdpa", "cpu", False)
     tok = load_tokenizer(ckpt, "auto", False)
     texts = [f"sentence number {i} " + "word " * (i % 7) for i in range(23)]
-    clean = Embedder(model, tok, batch_size=8).encode(texts, "Instruct: x\nQuery: ")
+    clean = Embedder(model, tok, batch_size=8, max_padding=1.0).encode(texts, "Instruct: x\nQuery: ")
     assert len(texts) > 8  # several batches, each split on the faulty device
 
     class OomAbove3(torch.nn.Module):
@@ -230,7 +230,7 @@ def test_out_of_memory_halves_the_batch_and_gives_identical_embeddings(qzhou_dir
             return self.inner(**batch)
 
     stats = EncodeStats()
-    emb = Embedder(OomAbove3(model), tok, batch_size=8)
+    emb = Embedder(OomAbove3(model), tok, batch_size=8, max_padding=1.0)
     faulty = emb.encode(texts, "Instruct: x\nQuery: ", stats=stats)
     assert stats.oom_splits == 2 and emb.runner.max_rows == 2
     assert np.array_equal(faulty, clean)
