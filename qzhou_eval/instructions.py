@@ -50,7 +50,7 @@ class PromptRule:
     template: str = "Instruct: {}\nQuery: "
     instruct: frozenset[str] = frozenset({"query"})
     symmetric: frozenset[str] = frozenset()
-    source: str = "table"  # table | task_metadata | fixed | model_prompts
+    source: str = "table"  # table | task_metadata (falls back to the table) | fixed | model_prompts
     fixed: str = ""
     task_types: frozenset[str] | None = None
     model_prompts: dict[str, str] = field(default_factory=dict)
@@ -62,11 +62,12 @@ class PromptRule:
             return self.override
         if self.source == "fixed":
             return self.fixed
-        if self.source == "task_metadata":
+        if self.source == "task_metadata":  # mteb's task prompt; the table where a task has none
             prompt = _task_metadata_prompt(task)
             if isinstance(prompt, dict):
-                return prompt.get(kind if kind != "none" else "query", "") or ""
-            return prompt or ""
+                prompt = prompt.get(kind if kind != "none" else "query")
+            if prompt:
+                return prompt
         if task not in self.table.instructions:
             raise UserError(f"task {task!r} has no instruction in {self.table.path.name}")
         return self.table.instructions[task]

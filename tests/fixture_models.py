@@ -82,3 +82,50 @@ def build_qwen2(path: Path, architecture: str = "QZhouModel", seed: int = 0) -> 
     cfg["use_cache"] = True
     (path / "config.json").write_text(json.dumps(cfg, indent=2))
     return path
+
+
+def build_qwen3(path: Path, seed: int = 1) -> Path:
+    """A 2-layer Qwen3 whose tokenizer appends <|endoftext|> itself, as the released Qwen3-Embedding's does."""
+    from tokenizers import processors
+    from transformers import Qwen2TokenizerFast, Qwen3Config, Qwen3Model
+
+    base = build_bpe_tokenizer()
+    raw = base.backend_tokenizer
+    eos = base.eos_token_id
+    raw.post_processor = processors.TemplateProcessing(
+        single="$A <|endoftext|>", pair="$A <|endoftext|> $B:1 <|endoftext|>:1", special_tokens=[("<|endoftext|>", eos)]
+    )
+    tokenizer = Qwen2TokenizerFast(
+        tokenizer_object=raw, pad_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token=None, padding_side="left"
+    )
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=512, tie_word_embeddings=False,
+        pad_token_id=eos, eos_token_id=eos,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3Model(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["architectures"] = ["Qwen3ForCausalLM"]
+    (path / "config.json").write_text(json.dumps(cfg, indent=2))
+    return path
+
+
+def build_bert(path: Path, seed: int = 2) -> Path:
+    """A 2-layer BERT with a word-level WordPiece vocabulary of the corpus words."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = sorted({w.strip(".,?!").lower() for text in CORPUS for w in text.split()} | set("abcdefghijklmnopqrstuvwxyz"))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "?", ":", "!", *[w for w in words if w]]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,0 +1,176 @@
+"""Presets: each family's recipe equals a hand-written implementation; detection; overrides."""
+
+import json
+import shutil
+
+import fixture_models
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from reference_impl import cosines
+
+from qzhou_eval.instructions import load_table, make_rule
+from qzhou_eval.loading import locate
+from qzhou_eval.presets import all_presets, detect, get_preset
+
+QUERIES = ["How do I reset my password on Ubuntu?", "", "今天天气很好", "the cat sat on the mat " * 5]
+DOCS = ["A girl is styling her hair.", "Stocks fell sharply after the announcement.", "x"]
+
+
+@pytest.fixture(scope="module")
+def qwen3_dir(tmp_path_factory):
+    return fixture_models.build_qwen3(tmp_path_factory.mktemp("ckpt") / "Qwen3-Embedding-tiny")
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    return fixture_models.build_bert(tmp_path_factory.mktemp("ckpt") / "bge-small-en-v1.5-tiny")
+
+
+def embed_cli(model, task, prompt_type, texts, tmp_path, *flags):
+    src = tmp_path / f"{prompt_type}.txt"
+    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / f"{prompt_type}.npy"
+    res = run_cli("-m", "qzhou_eval", "embed", "--model_name_or_path", str(model), "--task", task, "--prompt_type",
+                  prompt_type, "--input", str(src), "--output", str(out), "--dtype", "float32", "--batch_size", "2",
+                  *flags)
+    assert res.returncode == 0, res.stderr
+    return np.load(out), res.stderr
+
+
+def hand_qwen3(path, texts):
+    """Qwen3-Embedding model card recipe: causal model, left padding, the tokenizer appends
+    <|endoftext|>, the last position's state, L2-normalised."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), padding_side="left")
+    model = AutoModel.from_pretrained(str(path), torch_dtype=torch.float32, attn_implementation="eager").eval()
+    texts = [t if t else "Null" for t in texts]
+    enc = tok(texts, padding=True, truncation=True, max_length=8192, return_tensors="pt")
+    assert (enc["input_ids"][:, -1] == tok.eos_token_id).all()
+    with torch.no_grad():
+        h = model(**enc).last_hidden_state[:, -1]
+    return torch.nn.functional.normalize(h, dim=-1).numpy()
+
+
+def test_qwen3_preset_matches_the_model_card_recipe(qwen3_dir, tmp_path):
+    instruction = "Given a web search query, retrieve relevant passages"
+    q, err = embed_cli(qwen3_dir, "SCIDOCS", "query", QUERIES, tmp_path, "--preset", "qwen3-embedding",
+                       "--instruction", instruction)
+    assert "preset: qwen3-embedding (--preset" in err
+    d, _ = embed_cli(qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding",
+                     "--instruction", instruction)
+    expected_q = hand_qwen3(qwen3_dir, [f"Instruct: {instruction}\nQuery:{t if t else 'Null'}" for t in QUERIES])
+    assert cosines(q, expected_q).min() >= 0.99999
+    assert cosines(d, hand_qwen3(qwen3_dir, DOCS)).min() >= 0.99999
+
+
+def test_qwen3_prompts_never_prefix_documents_and_end_without_space():
+    res = run_cli("-m", "qzhou_eval", "prompts", "--preset", "qwen3-embedding", "--benchmark", "MTEB(eng, v2)",
+                  "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert len(rows) == 41
+    assert all(p["passage"] == "" for p in rows.values())
+    prefixes = [v for p in rows.values() for v in p.values() if v]
+    assert prefixes and all(v.startswith("Instruct: ") and v.endswith("\nQuery:") for v in prefixes)
+    assert rows["STS12"]["none"] != "" and rows["SCIDOCS"]["query"] != ""
+
+
+def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    q, err = embed_cli(bert_dir, "ArguAna", "query", QUERIES, tmp_path)
+    assert "preset: bge-en (model name matches" in err
+    s, _ = embed_cli(bert_dir, "STS12", "none", DOCS, tmp_path)
+    tok = AutoTokenizer.from_pretrained(str(bert_dir))
+    model = AutoModel.from_pretrained(str(bert_dir), torch_dtype=torch.float32).eval()
+
+    def cls(texts):
+        enc = tok([t if t else "Null" for t in texts], padding=True, truncation=True, max_length=512,
+                  return_tensors="pt")
+        with torch.no_grad():
+            return torch.nn.functional.normalize(model(**enc).last_hidden_state[:, 0], dim=-1).numpy()
+
+    instruction = "Represent this sentence for searching relevant passages: "
+    assert cosines(q, cls([instruction + t if t else instruction + "Null" for t in QUERIES])).min() >= 0.99999
+    assert cosines(s, cls(DOCS)).min() >= 0.99999  # STS is not retrieval: no instruction
+    rule = make_rule(load_table("MTEB(eng, v2)"), get_preset("bge-en").prompt)
+    assert rule.prefix("ArguAna", "passage") == "" and rule.prefix("AskUbuntuDupQuestions", "query") == ""
+
+
+def test_gte_qwen2_preset_builds_a_bidirectional_model_without_remote_code(stock_qwen2_dir, tmp_path):
+    """gte-Qwen2 ships auto_map code; the preset builds its bidirectional Qwen2 natively instead."""
+    model_dir = tmp_path / "gte-Qwen2-tiny"
+    shutil.copytree(stock_qwen2_dir, model_dir)
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModel": "modeling_qwen.Qwen2Model"}
+    (model_dir / "config.json").write_text(json.dumps(cfg))
+    instruction = "Given a claim, find documents that refute the claim"
+    q, err = embed_cli(model_dir, "ArguAna", "query", QUERIES, tmp_path)
+    assert "preset: gte-qwen2" in err
+    from transformers import AutoTokenizer, Qwen2Model
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
+    model = Qwen2Model.from_pretrained(str(model_dir), torch_dtype=torch.float32, attn_implementation="eager").eval()
+    enc = tok([f"Instruct: {instruction}\nQuery: {t if t else 'Null'}" for t in QUERIES], padding=True,
+              return_tensors="pt")
+    mask4d = (1.0 - enc["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
+    with torch.no_grad():
+        h = model(input_ids=enc["input_ids"], attention_mask=mask4d).last_hidden_state[:, -1]
+    assert cosines(q, torch.nn.functional.normalize(h, dim=-1).numpy()).min() >= 0.99999
+
+
+def test_detection_names_its_reason(qzhou_dir, stock_qwen2_dir, minilm_dir, qwen3_dir, bert_dir):
+    def pick(path):
+        p, config, _ = locate(str(path))
+        return detect(p, config, str(path))
+
+    assert pick(qzhou_dir) == (get_preset("qzhou"), "architecture QZhouModel")
+    assert pick(minilm_dir)[0].name == "sentence-transformers"
+    assert pick(qwen3_dir)[0].name == "qwen3-embedding"
+    assert pick(bert_dir)[0].name == "bge-en"
+    preset, reason = pick(stock_qwen2_dir)
+    assert preset.name == "qzhou" and reason.startswith("no preset matched")
+
+
+def test_flags_override_the_preset(qwen3_dir, tmp_path):
+    a, _ = embed_cli(qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding")
+    b, _ = embed_cli(qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding",
+                     "--pooling_mode", "mean")
+    assert cosines(a, b).max() < 0.9999  # mean pooling really replaced last-token pooling
+
+
+def test_truncate_dim_keeps_d_dims_of_the_unit_vector(qzhou_dir, tmp_path):
+    full, _ = embed_cli(qzhou_dir, "STS12", "none", DOCS, tmp_path, "--normalize", "false")
+    cut, _ = embed_cli(qzhou_dir, "STS12", "none", DOCS, tmp_path, "--truncate_dim", "16")
+    assert cut.shape == (len(DOCS), 16)
+    assert np.allclose(np.linalg.norm(cut, axis=1), 1.0, atol=1e-5)
+    expected = full[:, :16] / np.linalg.norm(full[:, :16], axis=1, keepdims=True)
+    assert np.allclose(cut, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [n for n in all_presets() if n != "sentence-transformers"])
+def test_every_preset_prompt_table_follows_its_rule(name):
+    preset = get_preset(name)
+    rule = make_rule(load_table("MTEB(eng, v2)"), preset.prompt)
+    template = preset.prompt["template"]
+    for task in load_table("MTEB(eng, v2)").tasks:
+        p = rule.prefixes(task)
+        for kind in ("query", "passage", "none"):
+            instructed = kind in preset.prompt["instruct"] or task in rule.symmetric
+            if not instructed:
+                assert p[kind] == "", (task, kind)
+            elif p[kind]:
+                head = template.split("{}")[0]
+                assert p[kind].startswith(head) and p[kind].endswith(template.split("{}")[1])
+    assert preset.source and preset.description
+
+
+def test_sentence_transformers_preset_reads_the_model_config(minilm_dir):
+    from qzhou_eval.presets import resolve_values
+
+    values, prompts = resolve_values(get_preset("sentence-transformers"), minilm_dir)
+    assert values["pooling"] == "mean" and values["normalize"] is True and values["max_length"] == 256
+    assert prompts == {} or isinstance(prompts, dict)
