@@ -99,9 +99,17 @@ def build_qwen3(path: Path, seed: int = 1) -> Path:
         tokenizer_object=raw, pad_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token=None, padding_side="left"
     )
     config = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=16, max_position_embeddings=512, tie_word_embeddings=False,
-        pad_token_id=eos, eos_token_id=eos,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        pad_token_id=eos,
+        eos_token_id=eos,
     )
     torch.manual_seed(seed)
     model = Qwen3Model(config)
@@ -118,13 +126,21 @@ def build_bert(path: Path, seed: int = 2) -> Path:
     """A 2-layer BERT with a word-level WordPiece vocabulary of the corpus words."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    words = sorted({w.strip(".,?!").lower() for text in CORPUS for w in text.split()} | set("abcdefghijklmnopqrstuvwxyz"))
+    words = sorted(
+        {w.strip(".,?!").lower() for text in CORPUS for w in text.split()} | set("abcdefghijklmnopqrstuvwxyz")
+    )
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "?", ":", "!", *[w for w in words if w]]
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)

@@ -95,6 +95,7 @@ def test_sts_score_equals_spearman_of_our_own_cosines(runs, qzhou_dir):
 
     def qzhou_rule(bench):
         return make_rule(load_table(bench), get_preset("qzhou").prompt)
+
     from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
 
     reports, data, _ = runs

@@ -10,6 +10,7 @@ import torch
 from conftest import run_cli
 from reference_impl import cosines
 
+from qzhou_eval.cli import main
 from qzhou_eval.instructions import load_table, make_rule
 from qzhou_eval.loading import locate
 from qzhou_eval.presets import all_presets, detect, get_preset
@@ -28,15 +29,40 @@ def bert_dir(tmp_path_factory):
     return fixture_models.build_bert(tmp_path_factory.mktemp("ckpt") / "bge-small-en-v1.5-tiny")
 
 
-def embed_cli(model, task, prompt_type, texts, tmp_path, *flags):
-    src = tmp_path / f"{prompt_type}.txt"
-    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    out = tmp_path / f"{prompt_type}.npy"
-    res = run_cli("-m", "qzhou_eval", "embed", "--model_name_or_path", str(model), "--task", task, "--prompt_type",
-                  prompt_type, "--input", str(src), "--output", str(out), "--dtype", "float32", "--batch_size", "2",
-                  *flags)
-    assert res.returncode == 0, res.stderr
-    return np.load(out), res.stderr
+@pytest.fixture
+def embed_cli(capsys):
+    """`python -m qzhou_eval embed ...` in this process (the CLI's own main), returning (embeddings, stderr)."""
+
+    def call(model, task, prompt_type, texts, tmp_path, *flags):
+        src = tmp_path / f"{prompt_type}.txt"
+        src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        out = tmp_path / f"{prompt_type}.npy"
+        capsys.readouterr()
+        code = main(
+            [
+                "embed",
+                "--model_name_or_path",
+                str(model),
+                "--task",
+                task,
+                "--prompt_type",
+                prompt_type,
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--dtype",
+                "float32",
+                "--batch_size",
+                "2",
+                *flags,
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code == 0, err
+        return np.load(out), err
+
+    return call
 
 
 def hand_qwen3(path, texts):
@@ -54,21 +80,24 @@ def hand_qwen3(path, texts):
     return torch.nn.functional.normalize(h, dim=-1).numpy()
 
 
-def test_qwen3_preset_matches_the_model_card_recipe(qwen3_dir, tmp_path):
+def test_qwen3_preset_matches_the_model_card_recipe(qwen3_dir, tmp_path, embed_cli):
     instruction = "Given a web search query, retrieve relevant passages"
-    q, err = embed_cli(qwen3_dir, "SCIDOCS", "query", QUERIES, tmp_path, "--preset", "qwen3-embedding",
-                       "--instruction", instruction)
+    q, err = embed_cli(
+        qwen3_dir, "SCIDOCS", "query", QUERIES, tmp_path, "--preset", "qwen3-embedding", "--instruction", instruction
+    )
     assert "preset: qwen3-embedding (--preset" in err
-    d, _ = embed_cli(qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding",
-                     "--instruction", instruction)
+    d, _ = embed_cli(
+        qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding", "--instruction", instruction
+    )
     expected_q = hand_qwen3(qwen3_dir, [f"Instruct: {instruction}\nQuery:{t if t else 'Null'}" for t in QUERIES])
     assert cosines(q, expected_q).min() >= 0.99999
     assert cosines(d, hand_qwen3(qwen3_dir, DOCS)).min() >= 0.99999
 
 
 def test_qwen3_prompts_never_prefix_documents_and_end_without_space():
-    res = run_cli("-m", "qzhou_eval", "prompts", "--preset", "qwen3-embedding", "--benchmark", "MTEB(eng, v2)",
-                  "--format", "json")
+    res = run_cli(
+        "-m", "qzhou_eval", "prompts", "--preset", "qwen3-embedding", "--benchmark", "MTEB(eng, v2)", "--format", "json"
+    )
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)
     assert len(rows) == 41
@@ -78,7 +107,7 @@ def test_qwen3_prompts_never_prefix_documents_and_end_without_space():
     assert rows["STS12"]["none"] != "" and rows["SCIDOCS"]["query"] != ""
 
 
-def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir, tmp_path):
+def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir, tmp_path, embed_cli):
     from transformers import AutoModel, AutoTokenizer
 
     q, err = embed_cli(bert_dir, "ArguAna", "query", QUERIES, tmp_path)
@@ -88,8 +117,9 @@ def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir
     model = AutoModel.from_pretrained(str(bert_dir), torch_dtype=torch.float32).eval()
 
     def cls(texts):
-        enc = tok([t if t else "Null" for t in texts], padding=True, truncation=True, max_length=512,
-                  return_tensors="pt")
+        enc = tok(
+            [t if t else "Null" for t in texts], padding=True, truncation=True, max_length=512, return_tensors="pt"
+        )
         with torch.no_grad():
             return torch.nn.functional.normalize(model(**enc).last_hidden_state[:, 0], dim=-1).numpy()
 
@@ -100,7 +130,7 @@ def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir
     assert rule.prefix("ArguAna", "passage") == "" and rule.prefix("AskUbuntuDupQuestions", "query") == ""
 
 
-def test_gte_qwen2_preset_builds_a_bidirectional_model_without_remote_code(stock_qwen2_dir, tmp_path):
+def test_gte_qwen2_preset_builds_a_bidirectional_model_without_remote_code(stock_qwen2_dir, tmp_path, embed_cli):
     """gte-Qwen2 ships auto_map code; the preset builds its bidirectional Qwen2 natively instead."""
     model_dir = tmp_path / "gte-Qwen2-tiny"
     shutil.copytree(stock_qwen2_dir, model_dir)
@@ -114,8 +144,9 @@ def test_gte_qwen2_preset_builds_a_bidirectional_model_without_remote_code(stock
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
     model = Qwen2Model.from_pretrained(str(model_dir), torch_dtype=torch.float32, attn_implementation="eager").eval()
-    enc = tok([f"Instruct: {instruction}\nQuery: {t if t else 'Null'}" for t in QUERIES], padding=True,
-              return_tensors="pt")
+    enc = tok(
+        [f"Instruct: {instruction}\nQuery: {t if t else 'Null'}" for t in QUERIES], padding=True, return_tensors="pt"
+    )
     mask4d = (1.0 - enc["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
     with torch.no_grad():
         h = model(input_ids=enc["input_ids"], attention_mask=mask4d).last_hidden_state[:, -1]
@@ -135,14 +166,15 @@ def test_detection_names_its_reason(qzhou_dir, stock_qwen2_dir, minilm_dir, qwen
     assert preset.name == "qzhou" and reason.startswith("no preset matched")
 
 
-def test_flags_override_the_preset(qwen3_dir, tmp_path):
+def test_flags_override_the_preset(qwen3_dir, tmp_path, embed_cli):
     a, _ = embed_cli(qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding")
-    b, _ = embed_cli(qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding",
-                     "--pooling_mode", "mean")
+    b, _ = embed_cli(
+        qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding", "--pooling_mode", "mean"
+    )
     assert cosines(a, b).max() < 0.9999  # mean pooling really replaced last-token pooling
 
 
-def test_truncate_dim_keeps_d_dims_of_the_unit_vector(qzhou_dir, tmp_path):
+def test_truncate_dim_keeps_d_dims_of_the_unit_vector(qzhou_dir, tmp_path, embed_cli):
     full, _ = embed_cli(qzhou_dir, "STS12", "none", DOCS, tmp_path, "--normalize", "false")
     cut, _ = embed_cli(qzhou_dir, "STS12", "none", DOCS, tmp_path, "--truncate_dim", "16")
     assert cut.shape == (len(DOCS), 16)

@@ -65,10 +65,7 @@ def qzhou(bench):
 
 def test_known_prefixes_by_hand():
     eng = qzhou("MTEB(eng, v2)")
-    assert (
-        eng.prefix("ArguAna", "passage")
-        == "Instruct: Given a claim, find documents that refute the claim\nQuery: "
-    )
+    assert eng.prefix("ArguAna", "passage") == "Instruct: Given a claim, find documents that refute the claim\nQuery: "
     assert eng.prefix("SCIDOCS", "passage") == ""
     assert eng.prefix("SCIDOCS", "query").endswith("\nQuery: ")
     assert eng.prefix("STSBenchmark", None) == "Instruct: Retrieve semantically similar text\nQuery: "
