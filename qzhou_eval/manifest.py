@@ -37,6 +37,18 @@ TRACKED_PACKAGES = (
 )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | Path, path: Path) -> None:
+    """Give a finished temp file normal permissions (mkstemp makes it 0600) and rename it into place."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write to a temp file in the same folder, then rename: readers see the old or the new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +58,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
             json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

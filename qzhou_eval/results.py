@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .manifest import write_json_atomic
+from .manifest import publish, write_json_atomic
 
 
 def model_folder(output_dir: str | Path, name: str, revision: str) -> Path:
@@ -27,7 +27,7 @@ def write_task_result(folder: Path, result: Any) -> Path:
     os.close(fd)
     try:
         result.to_disk(Path(tmp))
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
