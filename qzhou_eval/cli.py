@@ -167,7 +167,7 @@ def model_kwargs(args: argparse.Namespace, quiet: bool = False) -> dict[str, Any
     for flag, key in PRESET_FLAGS.items():
         given = getattr(args, flag)
         kw[flag] = given if given is not None else values[key]
-    kw.update(preset=preset.name, preset_reason=reason, attention=preset.attention)
+    kw.update(preset=preset.name, preset_reason=reason, attention=preset.attention, append_eos=preset.append_eos)
     if args.device:
         kw["device"] = args.device
     if args.devices:

@@ -62,6 +62,7 @@ class EvalConfig:
     attention: str = "model"  # bidirectional | causal | model (what the checkpoint declares)
     instruction: str | None = None  # replaces every task's instruction text, keeps the side rules
     truncate_dim: int | None = None  # Matryoshka: keep the first D dimensions, then normalise
+    append_eos: bool = False  # a preset's: add the EOS id after truncation (e5-mistral's recipe)
 
     def __post_init__(self) -> None:
         checks = [

@@ -177,6 +177,7 @@ class Embedder:
         batch_tokens: int | None = None,
         max_padding: float = 0.02,
         truncate_dim: int | None = None,
+        append_eos: bool = False,
         runner: Any = None,
     ) -> None:
         if sort_by not in SORT_MODES:
@@ -188,6 +189,7 @@ class Embedder:
             model, tokenizer, pooling=pooling, normalize=normalize, truncate_dim=truncate_dim
         )
         self.max_length = max_length
+        self.append_eos = append_eos  # e5-mistral: truncate at max_length - 1, then add the EOS id
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.sort_by = sort_by
@@ -214,16 +216,18 @@ class Embedder:
         """
         ids: list[np.ndarray] = []
         truncated = 0
+        limit = self.max_length - 1 if self.append_eos else self.max_length
+        eos = [self.tokenizer.eos_token_id] if self.append_eos else []
         for start in range(0, len(texts), _TOKENIZE_CHUNK):
             chunk = texts[start : start + _TOKENIZE_CHUNK]
-            enc = self.tokenizer(chunk, truncation=True, max_length=self.max_length + 1)["input_ids"]
-            long_rows = [i for i, row in enumerate(enc) if len(row) > self.max_length]
+            enc = self.tokenizer(chunk, truncation=True, max_length=limit + 1)["input_ids"]
+            long_rows = [i for i, row in enumerate(enc) if len(row) > limit]
             if long_rows:
-                redo = self.tokenizer([chunk[i] for i in long_rows], truncation=True, max_length=self.max_length)
+                redo = self.tokenizer([chunk[i] for i in long_rows], truncation=True, max_length=limit)
                 for i, row in zip(long_rows, redo["input_ids"], strict=True):
                     enc[i] = row
                 truncated += len(long_rows)
-            ids.extend(np.asarray(row, dtype=np.int64) for row in enc)
+            ids.extend(np.asarray(list(row) + eos, dtype=np.int64) for row in enc)
         return ids, truncated
 
     def order(self, texts: list[str], ids: list[np.ndarray]) -> np.ndarray:

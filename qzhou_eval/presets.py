@@ -38,6 +38,7 @@ class Preset:
     attention: str  # bidirectional | causal | model
     values: dict[str, Any]  # pooling, normalize, padding_side, max_length, dtype, attn_implementation
     prompt: dict[str, Any]
+    append_eos: bool = False  # add the EOS id after truncation, when the tokenizer does not (e5-mistral)
 
 
 @cache
@@ -53,6 +54,7 @@ def all_presets() -> dict[str, Preset]:
             raw["attention"],
             {k: raw[k] for k in MODEL_VALUES},
             raw["prompt"],
+            bool(raw.get("append_eos", False)),
         )
     return out
 

@@ -29,6 +29,13 @@ EMBEDDING_SETTINGS = (
     "attn_implementation",
     "padding_side",
     "sort_by",
+    "batch_tokens",
+    "max_padding",
+    "preset",
+    "attention",
+    "instruction",
+    "truncate_dim",
+    "append_eos",
 )
 VERSIONED = ("mteb", "transformers", "sentence-transformers", "torch", "datasets", "tokenizers")
 

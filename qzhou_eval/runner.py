@@ -124,6 +124,7 @@ def build_embedder(
         max_padding=config.max_padding,
         sort_by=config.sort_by,
         truncate_dim=config.truncate_dim,
+        append_eos=config.append_eos,
         runner=runner,
     )
     resolved = {

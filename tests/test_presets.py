@@ -206,3 +206,24 @@ def test_sentence_transformers_preset_reads_the_model_config(minilm_dir):
     values, prompts = resolve_values(get_preset("sentence-transformers"), minilm_dir)
     assert values["pooling"] == "mean" and values["normalize"] is True and values["max_length"] == 256
     assert prompts == {} or isinstance(prompts, dict)
+
+
+def test_e5_mistral_preset_appends_eos_after_truncation(stock_qwen2_dir, tmp_path, embed_cli):
+    """e5-mistral model card: tokenize at max_length - 1, append the EOS id, pad left, last token, L2."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model_dir = tmp_path / "e5-mistral-7b-instruct-tiny"  # a causal decoder, named so detection picks the preset
+    shutil.copytree(stock_qwen2_dir, model_dir)
+    q, err = embed_cli(model_dir, "SCIDOCS", "query", QUERIES, tmp_path, "--max_length", "70")
+    assert "preset: e5-mistral (model name matches" in err
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok.padding_side = "left"
+    model = AutoModel.from_pretrained(str(model_dir), torch_dtype=torch.float32, attn_implementation="eager").eval()
+    instruction = load_table("MTEB(eng, v2)").instructions["SCIDOCS"]
+    texts = [f"Instruct: {instruction}\nQuery: {t if t else 'Null'}" for t in QUERIES]
+    ids = tok(texts, max_length=69, truncation=True, padding=False)["input_ids"]
+    assert max(len(r) for r in tok(texts)["input_ids"]) > 69  # one query really is truncated
+    batch = tok.pad({"input_ids": [row + [tok.eos_token_id] for row in ids]}, return_tensors="pt")
+    with torch.no_grad():
+        h = model(**batch).last_hidden_state[:, -1]
+    assert cosines(q, torch.nn.functional.normalize(h, dim=-1).numpy()).min() >= 0.99999
