@@ -96,6 +96,14 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest in `folder`, or {} when there is none or it cannot be read."""
+    try:
+        return json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock beside `path`, so shard jobs sharing one folder do not drop each other's tasks."""
@@ -117,13 +125,6 @@ class Manifest:
         self.data: dict[str, Any] = {**header, "tasks": {}}
         self.own: dict[str, Any] = {}
 
-    @staticmethod
-    def _read(path: Path) -> dict[str, Any] | None:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return None
-
     def record_task(self, task: str, entry: dict[str, Any]) -> None:
         self.own[task] = entry
         self.save()
@@ -132,6 +133,6 @@ class Manifest:
         self.data["updated"] = now()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(self.path):
-            old = self._read(self.path) or {}
+            old = read_manifest(self.path.parent)
             self.data["tasks"] = {**old.get("tasks", {}), **self.own}
             write_json_atomic(self.path, self.data)

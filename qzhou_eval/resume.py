@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .manifest import MANIFEST_NAME, package_versions
+from .manifest import package_versions, read_manifest
 from .tasks import BenchmarkTask
 
 EMBEDDING_SETTINGS = (
@@ -40,14 +40,19 @@ EMBEDDING_SETTINGS = (
 VERSIONED = ("mteb", "transformers", "sentence-transformers", "torch", "datasets", "tokenizers")
 
 
-def run_settings(config: Any, model_name: str, revision: str, instructions_file: Path) -> dict[str, Any]:
-    """Everything that can change a task's scores, except the per-task data source."""
+def run_settings(config: Any, model_name: str, revision: str, rule: Any) -> dict[str, Any]:
+    """Everything that can change a task's scores, except the per-task data source.
+
+    The prompt rule counts by content (template, sides, instruction table bytes, model prompts), so
+    editing a preset or an instruction file is a settings change, not a silent reuse.
+    """
     versions = package_versions()
+    prompt = json.dumps({**rule.describe(), "model_prompts": rule.model_prompts}, sort_keys=True).encode()
     return {
         "model": model_name,
         "revision": revision,
         **{key: getattr(config, key) for key in EMBEDDING_SETTINGS},
-        "instructions_sha256": hashlib.sha256(instructions_file.read_bytes()).hexdigest()[:16],
+        "prompts_sha256": hashlib.sha256(prompt + rule.table.path.read_bytes()).hexdigest()[:16],
         **{f"version:{name}": versions.get(name) for name in VERSIONED},
     }
 
@@ -81,20 +86,11 @@ class Plan:
     conflicts: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def plan(
     folder: Path, specs: list[BenchmarkTask], settings: dict[str, Any], sources: dict[str, str], overwrite: bool
 ) -> Plan:
     """Sort the selected tasks into skip / run, and find results made with other settings."""
-    recorded = _read_manifest(folder).get("tasks", {})
+    recorded = read_manifest(folder).get("tasks", {})
     out = Plan()
     for spec in specs:
         path = folder / f"{spec.name}.json"

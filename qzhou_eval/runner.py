@@ -172,9 +172,6 @@ def data_source(config: EvalConfig, spec: task_registry.BenchmarkTask) -> str:
 def run(config: EvalConfig) -> RunReport:
     table = load_table(config.benchmark)
     selected = task_registry.select(config.benchmark, config.tasks, table)
-    missing_instr = [t for t in selected if t not in table.instructions]
-    if missing_instr:
-        raise UserError(f"no instruction for {', '.join(missing_instr)} in {table.path.name}")
     checkpoint = resolve_checkpoint(
         config.model_name_or_path, config.model_name, config.revision, config.trust_remote_code, config.attention
     )
@@ -189,7 +186,7 @@ def run(config: EvalConfig) -> RunReport:
         specs = [spec for spec in specs if spec.name in mine]
         _say(f"shard {k}/{n}: {len(specs)} of {len(selected)} tasks")
     sources = {spec.name: data_source(config, spec) for spec in specs}
-    settings = run_settings(config, checkpoint.name, checkpoint.revision, table.path)
+    settings = run_settings(config, checkpoint.name, checkpoint.revision, rule)
     todo = plan(folder, specs, settings, sources, config.overwrite)
     if todo.conflicts:
         raise conflict_message(folder, todo.conflicts)
