@@ -14,6 +14,7 @@ batch-mates except through padding, which attention masks out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,9 +37,13 @@ class EncodeStats:
     truncated: int = 0
     longest_tokens: int = 0
     oom_splits: int = 0
+    texts_from_cache: int = 0  # with an embedding cache (cache.py): texts = texts_from_cache + texts_encoded
+    texts_encoded: int = 0
 
     def merge(self, other: EncodeStats) -> None:
         self.texts += other.texts
+        self.texts_from_cache += other.texts_from_cache
+        self.texts_encoded += other.texts_encoded
         self.empty_replaced += other.empty_replaced
         self.truncated += other.truncated
         self.longest_tokens = max(self.longest_tokens, other.longest_tokens)
@@ -124,8 +129,19 @@ class LocalRunner:
             start += len(chunk)
         return np.concatenate(parts)
 
-    def run(self, batches: list[list[np.ndarray]], stats: EncodeStats) -> list[np.ndarray]:
-        return [self.forward_fitting(rows, stats) for rows in batches]
+    def run(
+        self,
+        batches: list[list[np.ndarray]],
+        stats: EncodeStats,
+        on_result: Callable[[int, np.ndarray], None] | None = None,
+    ) -> list[np.ndarray]:
+        """Every batch in turn; `on_result(batch number, embeddings)` hears of each as it finishes."""
+        out = []
+        for i, rows in enumerate(batches):
+            out.append(self.forward_fitting(rows, stats))
+            if on_result is not None:
+                on_result(i, out[-1])
+        return out
 
 
 def plan_batches(
@@ -179,6 +195,8 @@ class Embedder:
         truncate_dim: int | None = None,
         append_eos: bool = False,
         runner: Any = None,
+        text_transform: Callable[[str], str] | None = None,
+        prompt_length: Callable[[str], int] | None = None,
     ) -> None:
         if sort_by not in SORT_MODES:
             raise ValueError(f"sort_by must be one of {SORT_MODES}")
@@ -190,6 +208,10 @@ class Embedder:
         )
         self.max_length = max_length
         self.append_eos = append_eos  # e5-mistral: truncate at max_length - 1, then add the EOS id
+        # sentence-transformers (st_pipeline.py): the Transformer module's strip / lower-case before its
+        # tokenizer, and the prompt's token count for a Pooling that leaves the prompt out
+        self.text_transform = text_transform
+        self.prompt_length = prompt_length
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.sort_by = sort_by
@@ -235,24 +257,50 @@ class Embedder:
         lengths = [len(t) for t in texts] if self.sort_by == "chars" else [len(r) for r in ids]
         return np.argsort([-n for n in lengths])
 
-    def encode(self, texts: list[str], prefix: str = "", stats: EncodeStats | None = None) -> np.ndarray:
-        """Embed `texts` (each with `prefix` in front) in input order, as float32 (n, dim)."""
-        call = EncodeStats(texts=len(texts))
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        full = []
+    def model_inputs(self, texts: list[str], prefix: str = "") -> tuple[list[str], int]:
+        """The exact strings the tokenizer gets (empty-text rule, then prefix), and how many were empty.
+
+        The embedding cache keys vectors by these strings, so this is the one place that builds them.
+        """
+        full, empty = [], 0
         for text in texts:
             if text == "":
                 text = EMPTY_REPLACEMENT
-                call.empty_replaced += 1
+                empty += 1
             full.append(prefix + text)
+        if self.text_transform is not None:
+            full = [self.text_transform(t) for t in full]
+        return full, empty
+
+    def encode(
+        self,
+        texts: list[str],
+        prefix: str = "",
+        stats: EncodeStats | None = None,
+        on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    ) -> np.ndarray:
+        """Embed `texts` (each with `prefix` in front) in input order, as float32 (n, dim).
+
+        `on_batch(positions, embeddings)` is called as each batch finishes (positions index `texts`), so
+        a caller can save work before the whole call ends (the embedding cache flushes from it).
+        """
+        call = EncodeStats(texts=len(texts), texts_encoded=len(texts))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        full, call.empty_replaced = self.model_inputs(texts, prefix)
         ids, call.truncated = self.tokenize(full)
         lengths = [len(r) for r in ids]
         call.longest_tokens = max(lengths)
         batches = plan_batches(lengths, self.order(full, ids), self.batch_size, self.batch_tokens, self.max_padding)
         padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
         self.last_padding = (padded - sum(lengths), padded)
-        results = self.runner.run([[ids[i] for i in b] for b in batches], call)
+
+        def report(i: int, emb: np.ndarray) -> None:
+            if on_batch is not None:
+                on_batch(batches[i], emb)
+
+        extra = {"prompt_length": self.prompt_length(prefix)} if self.prompt_length and prefix else {}
+        results = self.runner.run([[ids[i] for i in b] for b in batches], call, report, **extra)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for idx, emb in zip(batches, results, strict=True):
             out[idx] = emb
