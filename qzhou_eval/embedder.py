@@ -6,14 +6,18 @@ pool and normalise in float32; restore input order. Nothing here knows about mte
 types. `Embedder` plans the batches; a `LocalRunner` (or a pool of them, `workers.py`) runs them.
 
 Sorting: `tokens` (default) sorts by token length, so a batch holds texts of nearly one length, and
-closes a batch early rather than let padding pass `max_padding` (2 %) of its tokens; `chars`
-reproduces the reference scripts' batches exactly (sorted by characters, fixed size).
-Both give the same embeddings up to float noise: each text's embedding does not depend on its
-batch-mates except through padding, which attention masks out.
+closes a batch early rather than let padding pass `max_padding` (2 %) of its tokens; `chars` sorts the
+whole call by characters into fixed-size batches. `reference` reproduces the reference scripts' batches
+(FACTS §1): the call cut into chunks of min(ceil(n / devices), 3200) texts in input order, each chunk
+sorted by the character length of the raw text, longest first, into batches of the size mteb passed
+(`encode(..., batch_size=)`), pooled and normalised in the model dtype, then cast to float32. Each
+text's embedding depends on its batch-mates only through padding, which attention masks out, so the
+modes differ by float noise alone; README "Batching" has the measured size of that noise.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,7 +28,8 @@ import torch
 from .pooling import get_pooler, normalize
 
 EMPTY_REPLACEMENT = "Null"
-SORT_MODES = ("chars", "tokens")
+SORT_MODES = ("tokens", "chars", "reference")
+REFERENCE_CHUNK = 3200  # the reference embedder's largest chunk per job
 _TOKENIZE_CHUNK = 4096
 
 
@@ -64,10 +69,13 @@ class LocalRunner:
         pooling: str = "mean",
         normalize: bool = True,
         truncate_dim: int | None = None,
+        pool_in_model_dtype: bool = False,
     ) -> None:
         self.model = model
-        self.pool = get_pooler(pooling)
+        self.pool = get_pooler(pooling, getattr(tokenizer, "bos_token_id", None))
         self.normalize = normalize
+        # the reference scripts pool and normalise in the model dtype (bf16), then cast (sort_by="reference")
+        self.pool_in_model_dtype = pool_in_model_dtype
         self.device = next(model.parameters()).device
         hidden = int(model.config.hidden_size)
         if truncate_dim is not None and truncate_dim > hidden:
@@ -97,12 +105,13 @@ class LocalRunner:
         batch = self._batch_tensors(rows, width or max(len(r) for r in rows))
         out = self.model(**batch)
         hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
-        emb = self.pool(hidden.float(), batch["attention_mask"])
+        hidden = hidden if self.pool_in_model_dtype else hidden.float()
+        emb = self.pool(hidden, batch["attention_mask"], batch["input_ids"])
         if self.truncate_dim is not None:  # Matryoshka: truncate first, then normalise
             emb = emb[:, : self.truncate_dim]
         if self.normalize:
             emb = normalize(emb)
-        return emb.cpu().numpy().astype(np.float32, copy=False)
+        return emb.float().cpu().numpy()
 
     def forward_fitting(self, rows: list[np.ndarray], stats: EncodeStats) -> np.ndarray:
         """Forward a batch; on out-of-memory, halve it (down to one text) and retry.
@@ -177,6 +186,19 @@ def plan_batches(
     return batches
 
 
+def plan_reference_batches(char_lengths: list[int], devices: int, batch_size: int) -> list[np.ndarray]:
+    """The reference embedder's batches: chunks of min(ceil(n / devices), 3200) texts in input order,
+    each sorted by `np.argsort(-length)` (the reference's own expression, so ties break the same way),
+    cut into consecutive batches of `batch_size`."""
+    n = len(char_lengths)
+    chunk = min(math.ceil(n / devices), REFERENCE_CHUNK)
+    batches: list[np.ndarray] = []
+    for start in range(0, n, chunk):
+        order = np.argsort([-k for k in char_lengths[start : start + chunk]]) + start
+        batches.extend(order[i : i + batch_size] for i in range(0, len(order), batch_size))
+    return batches
+
+
 class Embedder:
     """Tokenization, batching and order around a runner that holds the model (one device or several)."""
 
@@ -194,6 +216,8 @@ class Embedder:
         max_padding: float = 0.02,
         truncate_dim: int | None = None,
         append_eos: bool = False,
+        empty_text: str | None = EMPTY_REPLACEMENT,
+        text_suffix: str = "",
         runner: Any = None,
         text_transform: Callable[[str], str] | None = None,
         prompt_length: Callable[[str], int] | None = None,
@@ -204,10 +228,23 @@ class Embedder:
             raise ValueError(f"batch_tokens ({batch_tokens}) must be at least max_length ({max_length})")
         self.tokenizer = tokenizer
         self.runner = runner or LocalRunner(
-            model, tokenizer, pooling=pooling, normalize=normalize, truncate_dim=truncate_dim
+            model,
+            tokenizer,
+            pooling=pooling,
+            normalize=normalize,
+            truncate_dim=truncate_dim,
+            pool_in_model_dtype=sort_by == "reference",
         )
+        if sort_by == "reference" and getattr(self.runner, "pool_in_model_dtype", True) is False:
+            raise ValueError("sort_by='reference' needs a runner that pools in the model dtype (pool_in_model_dtype)")
+        # the reference cuts each call into one chunk per device (a WorkerPool has several)
+        self.n_devices = len(getattr(self.runner, "devices", None) or [None])
         self.max_length = max_length
         self.append_eos = append_eos  # e5-mistral: truncate at max_length - 1, then add the EOS id
+        # a preset's empty-text rule: what "" becomes ("Null" for qzhou; None keeps it, as most recipes do),
+        # and a text appended after every text before tokenizing (gte-Qwen2 in mteb: "<|endoftext|>")
+        self.empty_text = empty_text
+        self.text_suffix = text_suffix
         # sentence-transformers (st_pipeline.py): the Transformer module's strip / lower-case before its
         # tokenizer, and the prompt's token count for a Pooling that leaves the prompt out
         self.text_transform = text_transform
@@ -215,7 +252,7 @@ class Embedder:
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.sort_by = sort_by
-        # the reference's exact batches (sort_by="chars") are fixed-size: no padding cap there
+        # character-sorted batches (chars, reference) are fixed-size: no padding cap there
         self.max_padding = max_padding if sort_by == "tokens" else 1.0
         self.last_padding: tuple[int, int] = (0, 0)  # (padded tokens, real tokens) of the last call
 
@@ -258,16 +295,16 @@ class Embedder:
         return np.argsort([-n for n in lengths])
 
     def model_inputs(self, texts: list[str], prefix: str = "") -> tuple[list[str], int]:
-        """The exact strings the tokenizer gets (empty-text rule, then prefix), and how many were empty.
+        """The exact strings the tokenizer gets (empty-text rule, prefix, suffix), and how many were replaced.
 
         The embedding cache keys vectors by these strings, so this is the one place that builds them.
         """
         full, empty = [], 0
         for text in texts:
-            if text == "":
-                text = EMPTY_REPLACEMENT
+            if text == "" and self.empty_text is not None:
+                text = self.empty_text
                 empty += 1
-            full.append(prefix + text)
+            full.append(prefix + text + self.text_suffix)
         if self.text_transform is not None:
             full = [self.text_transform(t) for t in full]
         return full, empty
@@ -278,8 +315,11 @@ class Embedder:
         prefix: str = "",
         stats: EncodeStats | None = None,
         on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Embed `texts` (each with `prefix` in front) in input order, as float32 (n, dim).
+
+        `batch_size` overrides the embedder's for this call (the reference mode gets mteb's per call).
 
         `on_batch(positions, embeddings)` is called as each batch finishes (positions index `texts`), so
         a caller can save work before the whole call ends (the embedding cache flushes from it).
@@ -291,7 +331,11 @@ class Embedder:
         ids, call.truncated = self.tokenize(full)
         lengths = [len(r) for r in ids]
         call.longest_tokens = max(lengths)
-        batches = plan_batches(lengths, self.order(full, ids), self.batch_size, self.batch_tokens, self.max_padding)
+        size = batch_size or self.batch_size
+        if self.sort_by == "reference":  # keyed by the raw texts, as the reference sorts before "Null" and prefix
+            batches = plan_reference_batches([len(t) for t in texts], self.n_devices, size)
+        else:
+            batches = plan_batches(lengths, self.order(full, ids), size, self.batch_tokens, self.max_padding)
         padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
         self.last_padding = (padded - sum(lengths), padded)
 
