@@ -92,9 +92,11 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--sort_by",
         default="tokens",
-        choices=["tokens", "chars"],
-        help="batch texts sorted by token length (default, least padding) or by characters (the reference "
-        "scripts' exact batches, for bit-faithful bf16 reruns)",
+        choices=["tokens", "chars", "reference"],
+        help="tokens (default): batches of similar token length, least padding; chars: the whole call sorted by "
+        "characters, fixed --batch_size; reference: the reference scripts' batches (chunks of <= 3200 texts per "
+        "device, character sort within each, mteb's batch size, 128 on the two benchmarks), pooled and normalised "
+        "in the model dtype. They differ by float noise only: README 'Batching' has the measured scores",
     )
     p.add_argument(
         "--max_padding",
@@ -117,7 +119,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data_dir", default=None, help="offline data root laid out like the hub: DIR/<dataset path>")
     p.add_argument("--model_name", default=None, help="name in the output path (default: derived)")
     p.add_argument("--revision", default=None, help="revision in the output path (default: derived)")
-    p.add_argument("--shard", default=None, help="K/N: run the K-th of N cost-balanced parts of the task list")
+    p.add_argument(
+        "--shard",
+        default=None,
+        help="K/N: run the K-th of N cost-balanced parts of the task list; auto: K/N from a SLURM array "
+        "(SLURM_ARRAY_TASK_ID/MIN/COUNT) or torchrun / accelerate (RANK, WORLD_SIZE; each rank then uses "
+        "cuda:LOCAL_RANK unless --device/--devices is given)",
+    )
     p.add_argument("--dry_run", action="store_true", help="print the tasks this invocation would run, then stop")
     p.add_argument("--demo", action="store_true", help="all-MiniLM-L6-v2 on the bundled STSBenchmark, offline")
     p.add_argument("--reference", nargs="+", default=None, help="published scores to compare with (e.g. qzhou)")
@@ -125,6 +133,19 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--overwrite",
         action="store_true",
         help="recompute tasks whose earlier results in the output folder were made with other settings",
+    )
+    p.add_argument(
+        "--cache",
+        default="task",
+        choices=["task", "keep", "off"],
+        help="embedding cache: vectors saved while encoding (at least every 60 s), so a killed task resumes "
+        "where it stopped; task (default): a task's vectors are deleted once its result is written; keep: kept, "
+        "so a rerun that changes only the instruction re-encodes only texts whose input changed; off: none",
+    )
+    p.add_argument(
+        "--cache_dir",
+        default=None,
+        help="embedding cache folder, shareable by runs and shard jobs (default: <output_dir>/embedding_cache)",
     )
 
 
@@ -149,32 +170,41 @@ PRESET_FLAGS = {  # flag -> preset key; a flag given on the command line beats t
 }
 
 
-def model_kwargs(args: argparse.Namespace, quiet: bool = False) -> dict[str, Any]:
-    """EvalConfig keywords: defaults < preset (named or detected) < explicit flags."""
-    from .config import visible_gpus
-    from .loading import locate
-    from .presets import detect, get_preset, resolve_values
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """EvalConfig keywords from the flags the user gave; what they left out stays None for the preset.
 
-    path, config, _ = locate(args.model_name_or_path, getattr(args, "revision", None))
-    if args.preset:
-        preset, reason = get_preset(args.preset), "--preset"
-    else:
-        preset, reason = detect(path, config, getattr(args, "model_name", None) or args.model_name_or_path)
-    values, _ = resolve_values(preset, path)
-    if not quiet:
-        print(f"preset: {preset.name} ({reason}; {preset.source})", file=sys.stderr)
+    Nothing is located, downloaded or detected here: `loading.prepare` resolves defaults < preset < flags
+    in one place for `run`, `embed` and direct `run(EvalConfig(...))` calls alike.
+    """
+    from .config import visible_gpus
+
     kw = {k: getattr(args, k) for k in MODEL_FLAGS}
-    for flag, key in PRESET_FLAGS.items():
-        given = getattr(args, flag)
-        kw[flag] = given if given is not None else values[key]
-    kw.update(preset=preset.name, preset_reason=reason, attention=preset.attention, append_eos=preset.append_eos)
+    kw.update({flag: getattr(args, flag) for flag in PRESET_FLAGS})
+    kw["preset"] = args.preset
     if args.device:
         kw["device"] = args.device
-    if args.devices:
-        kw["devices"] = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+    if args.devices is not None:
+        devices = tuple(d.strip() for d in args.devices.split(","))
+        if not devices or not all(devices):
+            raise UserError(f"--devices must be a comma-separated list of devices, got {args.devices!r}")
+        kw["devices"] = devices
+    elif not args.device and (rank_gpu := _launcher_gpu(args)):
+        kw["device"] = rank_gpu  # --shard auto under torchrun / accelerate: each rank its own GPU
     elif not args.device and len(visible_gpus()) > 1:
         kw["devices"] = visible_gpus()  # default: every visible GPU, one worker each
     return kw
+
+
+def _launcher_gpu(args: argparse.Namespace) -> str | None:
+    """cuda:LOCAL_RANK for a `--shard auto` job started by torchrun / accelerate, else None."""
+    if (getattr(args, "shard", None) or "").strip().lower() != "auto":
+        return None
+    import os
+
+    from .config import visible_gpus
+    from .shard import launcher_device
+
+    return launcher_device(os.environ, len(visible_gpus()))
 
 
 def demo_overrides(args: argparse.Namespace) -> None:
@@ -202,6 +232,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         demo_overrides(args)
     elif not args.model_name_or_path:
         raise UserError("--model_name_or_path is required (or use --demo)")
+    if args.reference:
+        from .reference import resolve_reference
+
+        for ref in args.reference:  # before anything runs, not after hours of evaluation
+            resolve_reference(ref)
     config = EvalConfig(
         benchmark=args.benchmark,
         tasks=parse_task_list(args.tasks),
@@ -212,6 +247,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         shard=parse_shard(args.shard) if args.shard else None,
         dry_run=args.dry_run,
+        cache=args.cache,
+        cache_dir=args.cache_dir,
         **model_kwargs(args),
     )
     report = run(config)
@@ -275,15 +312,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .config import EvalConfig
-    from .instructions import benchmark_of_task
-    from .loading import resolve_checkpoint
-    from .runner import build_embedder, prompt_rule
+    from .instructions import prompt_rule
+    from .loading import build_embedder, prepare
+    from .runner import check_prefixes_fit
+    from .tasks import standalone_task
 
-    table = benchmark_of_task(args.task)
-    if table is None:
-        raise UserError(
-            f"unknown task {args.task!r} (not in any instruction table; see `python -m qzhou_eval prompts`)"
-        )
+    standalone_task(args.task)  # any mteb task; unknown names get close matches
     source = Path(args.input)
     if not source.is_file():
         raise UserError(f"input file not found: {args.input}")
@@ -294,12 +328,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     texts = text.split("\n")
     if text.endswith("\n"):
         texts.pop()  # a final newline ends the last line; it does not start an empty text
-    config = EvalConfig(benchmark=table.benchmark, tasks=(args.task,), **model_kwargs(args))
-    checkpoint = resolve_checkpoint(
-        config.model_name_or_path, trust_remote_code=config.trust_remote_code, attention=config.attention
-    )
-    prefix = prompt_rule(config, table, checkpoint.path).prefix(args.task, args.prompt_type)
-    embedder, _ = build_embedder(config, checkpoint, {args.task: prefix})
+    config, checkpoint, tokenizer = prepare(EvalConfig(tasks=(args.task,), **model_kwargs(args)), weights=True)
+    prefix = prompt_rule(config, checkpoint.path).prefix(args.task, args.prompt_type)
+    check_prefixes_fit(tokenizer, {args.task: prefix}, config.max_length)
+    embedder, _ = build_embedder(config, checkpoint, tokenizer)
     try:
         emb = embedder.encode(texts, prefix)
     finally:
@@ -333,8 +365,13 @@ def build_parser(benchmark: str | None = None) -> Parser:
         return p
     p = Parser(prog="python -m qzhou_eval", description="qzhou-eval: MTEB(eng, v2) / C-MTEB evaluation harness")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    r = sub.add_parser("run", help="evaluate a model on a benchmark")
-    r.add_argument("--benchmark", required=True)
+    r = sub.add_parser("run", help="evaluate a model on any mteb benchmark, or on any mteb tasks")
+    r.add_argument(
+        "--benchmark",
+        default=None,
+        help="any mteb 1.38.30 benchmark name, e.g. 'MTEB(Multilingual, v2)'; without it, --tasks run with their "
+        "own eval splits and subsets",
+    )
     add_model_flags(r, required=False)
     add_run_flags(r)
     r.set_defaults(func=cmd_run)

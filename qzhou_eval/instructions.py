@@ -187,3 +187,17 @@ def unknown_task_message(task: str, table: InstructionTable) -> str:
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     listing = f"{len(table.tasks)} tasks; see `python -m qzhou_eval prompts`"
     return f"unknown task {task!r} for {table.benchmark}.{hint} ({listing})"
+
+
+def prompt_rule(config: Any, checkpoint_path: Path) -> PromptRule:
+    """The resolved config's preset rule (with the model's own prompts if it has any).
+
+    Interim version (table chosen by benchmark, else by the first task): H4 replaces it with a
+    benchmark-independent rule."""
+    from .presets import get_preset, resolve_values
+
+    preset = get_preset(config.preset)
+    _, model_prompts = resolve_values(preset, checkpoint_path)
+    tables = all_tables()
+    table = tables.get(config.benchmark) or benchmark_of_task(config.tasks[0]) or next(iter(tables.values()))
+    return make_rule(table, preset.prompt, config.use_instruction, config.instruction, model_prompts)

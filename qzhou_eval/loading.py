@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ class Checkpoint:
     revision: str
     st_max_seq_length: int | None
     source: str  # "local" | "hub"
+    hub_id: str | None = None  # for fetch_weights: the id and the revision asked for
+    hub_revision: str | None = None
 
     @property
     def is_decoder_only(self) -> bool:
@@ -52,21 +55,30 @@ def _is_decoder_only(model_type: str) -> bool:
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
+SMALL_FILE = 8 << 20  # files below this are hashed whole (configs, tokenizers, vocabularies)
+
+
 def _fingerprint(path: Path) -> str:
-    """A revision for a local directory: hash of its config and of each weight file's name, size and
-    first/last MiB. Cheap on 15 GB checkpoints, and any retrained or edited weights change it."""
+    """A revision for a local directory: every small file (config, tokenizer, vocabulary, prompt and
+    sentence-transformers module configs, in subfolders too) hashed whole, and each large (weight) file by
+    name, size and first/last MiB. Cheap on 15 GB checkpoints; retrained weights or an edited tokenizer change it."""
     digest = hashlib.sha256()
-    config = path / "config.json"
-    digest.update(config.read_bytes())
-    for weight in sorted({p for pattern in WEIGHT_PATTERNS for p in path.glob(pattern)}):
-        size = weight.stat().st_size
-        digest.update(f"{weight.name}:{size}".encode())
-        with weight.open("rb") as fh:
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path))):
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path).as_posix()}:{size}".encode())
+        with file.open("rb") as fh:
+            if size <= SMALL_FILE:
+                digest.update(fh.read())
+                continue
             digest.update(fh.read(1 << 20))
-            if size > 2 << 20:
-                fh.seek(-(1 << 20), os.SEEK_END)
-                digest.update(fh.read(1 << 20))
+            fh.seek(-(1 << 20), os.SEEK_END)
+            digest.update(fh.read(1 << 20))
     return "local-" + digest.hexdigest()[:16]
+
+
+def _hidden(rel: Path) -> bool:
+    """Caches and VCS folders (.git, .cache, __pycache__) say nothing about the model."""
+    return any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
 
 
 def _readable_name(path: Path) -> str:
@@ -77,11 +89,16 @@ def _readable_name(path: Path) -> str:
     return name
 
 
-def _download(hub_id: str, revision: str | None) -> Path:
+WEIGHT_FILES = ["*.safetensors", "*.bin", "*.pt", "*.pth", "*.onnx", "*.h5", "*.msgpack", "*.ckpt", "*.gguf", "*.ot"]
+
+
+def _download(hub_id: str, revision: str | None, weights: bool = True) -> Path:
+    """A snapshot of the model repo; without `weights`, only its configs and tokenizer (a few MB)."""
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(hub_id, revision=revision))
+        ignore = None if weights else WEIGHT_FILES
+        return Path(snapshot_download(hub_id, revision=revision, ignore_patterns=ignore))
     except Exception as exc:  # noqa: BLE001 - every hub failure means the same thing to the user
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = " (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else ""
@@ -90,15 +107,20 @@ def _download(hub_id: str, revision: str | None) -> Path:
         ) from None
 
 
-def locate(model_name_or_path: str, revision: str | None = None) -> tuple[Path, dict[str, Any], str]:
-    """The checkpoint's directory (downloaded for a hub id), its config.json and where it came from."""
+def locate(
+    model_name_or_path: str, revision: str | None = None, weights: bool = True
+) -> tuple[Path, dict[str, Any], str]:
+    """The checkpoint's directory (downloaded for a hub id), its config.json and where it came from.
+
+    With `weights=False` a hub id fetches only configs and tokenizer files, so every check and `--dry_run`
+    can run before gigabytes of weights are downloaded (`fetch_weights` gets them later)."""
     path = Path(model_name_or_path).expanduser()
     source = "local"
     if not path.exists():
         looks_local = model_name_or_path.startswith((".", "/", "~")) or model_name_or_path.count("/") != 1
         if looks_local or not HUB_ID.match(model_name_or_path):
             raise UserError(f"model path does not exist: {model_name_or_path}")
-        path = _download(model_name_or_path, revision)
+        path = _download(model_name_or_path, revision, weights)
         source = "hub"
     path = path.resolve()
     if not path.is_dir():
@@ -110,7 +132,7 @@ def locate(model_name_or_path: str, revision: str | None = None) -> tuple[Path, 
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"unreadable config.json in {path}: {exc}") from None
-    if not any(any(path.glob(pattern)) for pattern in WEIGHT_PATTERNS):
+    if (weights or source == "local") and not any(any(path.glob(pattern)) for pattern in WEIGHT_PATTERNS):
         raise UserError(f"model directory has no weight files (*.safetensors, *.bin): {path}")
     return path, config, source
 
@@ -124,6 +146,7 @@ def resolve_checkpoint(
     revision: str | None = None,
     trust_remote_code: bool = False,
     attention: str = "model",
+    weights: bool = True,
 ) -> Checkpoint:
     """Locate the checkpoint and decide how to build it, without reading any weights.
 
@@ -131,7 +154,8 @@ def resolve_checkpoint(
     "bidirectional" builds a Qwen2-family decoder as the native bidirectional model (gte-Qwen2);
     "causal" builds the stock class.
     """
-    path, config, source = locate(model_name_or_path, revision)
+    requested_revision = revision
+    path, config, source = locate(model_name_or_path, revision, weights)
     from .modeling import is_qzhou_config
 
     model_type = config.get("model_type", "")
@@ -168,11 +192,10 @@ def resolve_checkpoint(
             model_name = f"{snapshot['org']}/{snapshot['name']}"
         else:
             model_name = f"local/{_readable_name(path)}"
-    elif model_name.count("/") != 1 or not all(model_name.split("/")):
-        raise UserError(f"--model_name must look like organization/model_name, got {model_name!r}")
     if revision is None:
         revision = snapshot["sha"] if snapshot else _fingerprint(path)
-    return Checkpoint(path, config, kind, model_name, revision, st_max, source)
+    hub = (model_name_or_path, requested_revision) if source == "hub" else (None, None)
+    return Checkpoint(path, config, kind, model_name, revision, st_max, source, *hub)
 
 
 def resolve_max_length(requested: int, checkpoint: Checkpoint, tokenizer: Any) -> int:
@@ -214,11 +237,15 @@ def load_model(
 
     torch_dtype = getattr(torch, dtype)
     cls = QZhouModel if checkpoint.kind == "qzhou" else AutoModel
-    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "attn_implementation": attn_implementation}
+    kwargs: dict[str, Any] = {
+        "torch_dtype": torch_dtype,
+        "attn_implementation": attn_implementation,
+        "output_loading_info": True,
+    }
     if cls is AutoModel:
         kwargs["trust_remote_code"] = trust_remote_code
     try:
-        model = cls.from_pretrained(str(checkpoint.path), **kwargs)
+        model, info = cls.from_pretrained(str(checkpoint.path), **kwargs)
     except (ValueError, ImportError) as exc:
         if "attn_implementation" in str(exc) or "Attention" in str(exc) or "flash" in str(exc).lower():
             raise UserError(
@@ -226,6 +253,167 @@ def load_model(
                 f"{str(exc).splitlines()[0]} (try --attn_implementation eager)"
             ) from None
         raise
+    check_loaded_keys(model, info, checkpoint.path.name)
     if getattr(model.config, "use_cache", False):
         model.config.use_cache = False
     return model.to(device).eval()
+
+
+def check_loaded_keys(model: Any, info: dict[str, list], name: str) -> None:
+    """Weights that do not fit the model stop the run: transformers would fill the gaps with random values.
+
+    transformers has already dropped the keys the model class declares ignorable
+    (`_keys_to_ignore_on_load_missing/unexpected`). Unexpected keys are tolerated only outside the modules
+    the model has (a task head such as `lm_head.*` or `cls.*` in a checkpoint saved with its head); a missing
+    key, or an unexpected one inside a module of the model (`layers.7.*` for a 6-layer model), is an error.
+    """
+    children = {n for n, _ in model.named_children()}
+    missing = list(info.get("missing_keys") or [])
+    unexpected = [k for k in info.get("unexpected_keys") or [] if k.split(".")[0] in children]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {', '.join(sorted(missing)[:4])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {', '.join(sorted(unexpected)[:4])})")
+    if info.get("mismatched_keys"):
+        problems.append(f"mismatched shapes: {', '.join(str(k) for k in info['mismatched_keys'][:4])}")
+    if info.get("error_msgs"):
+        problems.append(str(info["error_msgs"][0]).splitlines()[0])
+    if problems:
+        raise UserError(
+            f"the weights of {name} do not fit {type(model).__name__}: {'; '.join(problems)}. Refusing to "
+            "evaluate a model with randomly initialised parts"
+        )
+
+
+def fetch_weights(checkpoint: Checkpoint) -> Checkpoint:
+    """The weights of a hub checkpoint located without them (a no-op for local directories)."""
+    if checkpoint.source != "hub":
+        return checkpoint
+    path = _download(str(checkpoint.hub_id), checkpoint.hub_revision, weights=True)
+    if path.resolve() != checkpoint.path:
+        raise UserError(f"the hub returned another snapshot for {checkpoint.hub_id} ({path}) than before")
+    return checkpoint
+
+
+def flash_attention_available() -> bool:
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
+
+
+def prepare(config: Any, quiet: bool = False, weights: bool = False) -> tuple[Any, Checkpoint, Any]:
+    """The one resolution step: checkpoint (no weights), preset, tokenizer, then every value made final.
+
+    defaults < preset < flags, then what only the checkpoint can tell: `padding_side` auto -> left/right,
+    `max_length` capped at the model's limit, flash-attention -> SDPA where it cannot run. Returns the
+    resolved EvalConfig (what the fingerprint, manifest, embedder and workers read), the checkpoint and
+    the tokenizer. Reads configs and tokenizer files only; `weights=True` also fetches hub weights.
+    """
+    from dataclasses import replace
+
+    from .presets import get_preset, resolve_config
+
+    path, model_config, _ = locate(config.model_name_or_path, config.revision, weights=False)
+    name = config.model_name or config.model_name_or_path
+    config = resolve_config(config, path, model_config, name)
+    if not quiet:
+        source = get_preset(config.preset).source
+        print(f"preset: {config.preset} ({config.preset_reason}; {source})", file=sys.stderr)
+    checkpoint = resolve_checkpoint(
+        config.model_name_or_path,
+        config.model_name,
+        config.revision,
+        config.trust_remote_code,
+        config.attention,
+        weights=False,
+    )
+    tokenizer = load_tokenizer(checkpoint, config.padding_side, config.trust_remote_code)
+    updates: dict[str, Any] = {
+        "padding_side": tokenizer.padding_side,
+        "max_length": resolve_max_length(config.max_length, checkpoint, tokenizer),
+    }
+    if config.attn_implementation == "flash_attention_2" and not flash_attention_available():
+        updates["attn_implementation"] = "sdpa"
+        if not quiet:
+            print("flash_attention_2 is not available here (needs CUDA and flash-attn): using sdpa", file=sys.stderr)
+    config = replace(config, **updates)
+    dim = output_dim(checkpoint)
+    if config.truncate_dim is not None and dim is not None and config.truncate_dim > dim:
+        raise UserError(f"--truncate_dim {config.truncate_dim} exceeds the model's {dim} dimensions")
+    if config.batch_tokens is not None and config.batch_tokens < config.max_length:
+        raise UserError(
+            f"--batch_tokens {config.batch_tokens} is below --max_length {config.max_length}: a long text cannot fit"
+        )
+    if weights:
+        checkpoint = fetch_weights(checkpoint)
+    return config, checkpoint, tokenizer
+
+
+def output_dim(checkpoint: Checkpoint) -> int | None:
+    """The embedding size, from configs alone: the last sentence-transformers Dense layer, else hidden_size."""
+    dim = checkpoint.config.get("hidden_size") or checkpoint.config.get("d_model")
+    modules = checkpoint.path / "modules.json"
+    if modules.is_file():
+        try:
+            for module in json.loads(modules.read_text(encoding="utf-8")):
+                cfg = checkpoint.path / str(module.get("path", "")) / "config.json"
+                if str(module.get("type", "")).endswith("Dense") and cfg.is_file():
+                    dim = json.loads(cfg.read_text(encoding="utf-8")).get("out_features", dim)
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            pass
+    return int(dim) if dim else None
+
+
+def local_runner(config: Any, checkpoint: Checkpoint, tokenizer: Any, device: str) -> Any:
+    """The model on one device behind the runner interface (`run`, `forward_fitting`, `dim`): the single
+    process path and every worker process build it here, from the same resolved config."""
+    from .embedder import LocalRunner
+
+    model = load_model(checkpoint, config.dtype, config.attn_implementation, device, config.trust_remote_code)
+    return LocalRunner(
+        model, tokenizer, pooling=config.pooling_mode, normalize=config.normalize, truncate_dim=config.truncate_dim
+    )
+
+
+def build_embedder(config: Any, checkpoint: Checkpoint, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
+    """Weights loaded (here, or once per device in worker processes) and wrapped in an Embedder.
+
+    Returns the embedder and what loading found out, for the manifest.
+    """
+    import os
+
+    from .embedder import Embedder
+
+    devices = list(config.all_devices)
+    if len(devices) > 1:
+        from .workers import WorkerPool
+
+        threads = max(1, (os.cpu_count() or 1) // len(devices)) if all(d == "cpu" for d in devices) else None
+        runner = WorkerPool(devices, config, str(checkpoint.path), threads)
+        n_parameters, model_class = runner.n_parameters, runner.model_class
+    else:
+        runner = local_runner(config, checkpoint, tokenizer, devices[0])
+        n_parameters = sum(p.numel() for p in runner.model.parameters())
+        model_class = type(runner.model).__name__
+    embedder = Embedder(
+        None,
+        tokenizer,
+        max_length=config.max_length,
+        batch_size=config.batch_size,
+        batch_tokens=config.batch_tokens,
+        max_padding=config.max_padding,
+        sort_by=config.sort_by,
+        append_eos=config.append_eos,
+        runner=runner,
+    )
+    found = {
+        "model_class": model_class,
+        "checkpoint_kind": checkpoint.kind,
+        "n_parameters": n_parameters,
+        "embed_dim": embedder.dim,
+        "devices": devices,
+    }
+    return embedder, found

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,11 @@ class Preset:
     values: dict[str, Any]  # pooling, normalize, padding_side, max_length, dtype, attn_implementation
     prompt: dict[str, Any]
     append_eos: bool = False  # add the EOS id after truncation, when the tokenizer does not (e5-mistral)
+    # what an empty text becomes before the prefix: "Null" is QZhou's reference scripts' rule; None keeps ""
+    # (every other family's own code passes empty texts through)
+    empty_text: str | None = "Null"
+    text_suffix: str = ""  # appended to every text before tokenizing (gte-Qwen2 in mteb: "<|endoftext|>")
+    sources: dict[str, str] | None = None  # rule -> the file and function it was read from
 
 
 @cache
@@ -55,6 +60,9 @@ def all_presets() -> dict[str, Preset]:
             {k: raw[k] for k in MODEL_VALUES},
             raw["prompt"],
             bool(raw.get("append_eos", False)),
+            raw["empty_text"] if "empty_text" in raw else "Null",
+            raw.get("text_suffix", ""),
+            raw.get("sources"),
         )
     return out
 
@@ -67,12 +75,19 @@ def get_preset(name: str) -> Preset:
 
 
 def st_settings(path: Path) -> dict[str, Any]:
-    """Pooling, normalisation, max length and prompts from a sentence-transformers directory."""
-    modules = json.loads((path / "modules.json").read_text())
-    out: dict[str, Any] = {"normalize": any(m.get("type", "").endswith("Normalize") for m in modules)}
-    pooling = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
+    """Pooling, normalisation, max length and prompts from a sentence-transformers directory.
+
+    modules.json is checked here (module types, folders inside the model folder), so a model that cannot
+    be run fails at resolution, before any weights load. These values are the record of the recipe: the
+    `sentence-transformers` preset embeds through the modules themselves (`st_pipeline.py`).
+    """
+    from .st_pipeline import read_plan
+
+    plan = read_plan(path)
+    out: dict[str, Any] = {"normalize": any(m.kind == "Normalize" for m in plan.modules)}
+    pooling = next((m for m in plan.modules if m.kind == "Pooling"), None)
     if pooling is not None:
-        cfg = json.loads((path / pooling["path"] / "config.json").read_text())
+        cfg = json.loads((pooling.folder / "config.json").read_text())
         modes = [ST_POOLING.get(k, k) for k, on in cfg.items() if k.startswith("pooling_mode") and on]
         if len(modes) != 1 or modes[0] not in ST_POOLING.values():
             raise UserError(
@@ -80,12 +95,22 @@ def st_settings(path: Path) -> dict[str, Any]:
                 f"{', '.join(ST_POOLING.values())})"
             )
         out["pooling"] = modes[0]
-    bert_cfg = path / "sentence_bert_config.json"
-    if bert_cfg.is_file():
-        out["max_length"] = json.loads(bert_cfg.read_text()).get("max_seq_length")
+    out["max_length"] = plan.transformer_args.get("max_seq_length") or _inferred_max_seq_length(plan.transformer_folder)
     st_cfg = path / "config_sentence_transformers.json"
     out["prompts"] = json.loads(st_cfg.read_text()).get("prompts", {}) if st_cfg.is_file() else {}
     return out
+
+
+def _inferred_max_seq_length(folder: Path) -> int | None:
+    """sentence-transformers' rule when its config sets no max_seq_length: the smaller of the model's
+    positions and the tokenizer's model_max_length (Transformer.__init__)."""
+    limits = []
+    for name, key in (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")):
+        file = folder / name
+        value = json.loads(file.read_text()).get(key) if file.is_file() else None
+        limits.append(value if isinstance(value, int) and 0 < value < 1_000_000 else None)
+    known = [n for n in limits if n is not None]
+    return min(known) if known else None
 
 
 def detect(path: Path, config: dict[str, Any], name: str) -> tuple[Preset, str]:
@@ -123,3 +148,43 @@ def resolve_values(preset: Preset, path: Path) -> tuple[dict[str, Any], dict[str
                     raise UserError(f"preset {preset.name}: {path.name} does not say its {key}")
                 values[key] = st[key]
     return values, prompts
+
+
+# preset key -> EvalConfig field, for the values a preset decides
+PRESET_KEYS = {
+    "pooling": "pooling_mode",
+    "normalize": "normalize",
+    "padding_side": "padding_side",
+    "max_length": "max_length",
+    "dtype": "dtype",
+    "attn_implementation": "attn_implementation",
+}
+
+
+def resolve_config(config: Any, path: Path, model_config: dict[str, Any], name: str) -> Any:
+    """defaults < preset < flags, once: every field the user left to the preset gets the preset's value.
+
+    `config` is an EvalConfig whose preset-driven fields are None where the user gave no flag; the result
+    has all of them set (and `resolved=True`). The preset is `config.preset`, else detected from the
+    checkpoint. Nothing here loads weights or a tokenizer.
+    """
+    from .config import _UNSET
+
+    if config.resolved:
+        return config
+    if config.preset:
+        preset, reason = get_preset(config.preset), config.preset_reason or "--preset"
+    else:
+        preset, reason = detect(path, model_config, name)
+    values, _ = resolve_values(preset, path)
+    updates: dict[str, Any] = {"preset": preset.name, "preset_reason": reason, "resolved": True}
+    for key, field_name in PRESET_KEYS.items():
+        if getattr(config, field_name) is None:
+            updates[field_name] = values[key]
+    if config.attention is None:
+        updates["attention"] = preset.attention
+    if config.append_eos is None:
+        updates["append_eos"] = preset.append_eos
+    if config.empty_text == _UNSET:
+        updates["empty_text"] = getattr(preset, "empty_text", "Null")
+    return replace(config, **updates)

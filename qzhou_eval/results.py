@@ -7,8 +7,10 @@ previous file or the new one, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +21,40 @@ def model_folder(output_dir: str | Path, name: str, revision: str) -> Path:
     return Path(output_dir) / name.replace("/", "__") / revision
 
 
-def write_task_result(folder: Path, result: Any) -> Path:
-    """Save an mteb TaskResult atomically, with mteb's own serialisation (scores rounded to 6 places)."""
+@dataclass
+class StagedResult:
+    """A result file written under a temp name, not yet in place: the manifest records its sha256 first."""
+
+    tmp: Path
+    path: Path
+    sha256: str
+
+    def publish(self) -> Path:
+        publish(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def stage_task_result(folder: Path, result: Any) -> StagedResult:
+    """Serialise an mteb TaskResult with mteb's own code (scores rounded to 6 places) beside its final name."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{result.task_name}.json"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
         result.to_disk(Path(tmp))
-        publish(tmp, path)
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return StagedResult(Path(tmp), path, digest)
+
+
+def write_task_result(folder: Path, result: Any) -> Path:
+    """Save an mteb TaskResult atomically (temp file, then rename)."""
+    return stage_task_result(folder, result).publish()
 
 
 def write_model_meta(folder: Path, meta: Any) -> None:

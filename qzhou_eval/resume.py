@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from .errors import UserError
 from .manifest import package_versions, read_manifest
 from .tasks import BenchmarkTask
 
-EMBEDDING_SETTINGS = (
+EMBEDDING_SETTINGS = (  # resolved values: max_length after the model's cap, padding side after `auto`
     "pooling_mode",
     "normalize",
     "use_instruction",
@@ -36,29 +37,70 @@ EMBEDDING_SETTINGS = (
     "instruction",
     "truncate_dim",
     "append_eos",
+    "empty_text",
+    "trust_remote_code",
 )
-VERSIONED = ("mteb", "transformers", "sentence-transformers", "torch", "datasets", "tokenizers")
+# every library a score depends on: the model's numerics, data loading, and the metrics (logistic regression,
+# k-means, ranking) computed by scikit-learn, scipy, numpy and pytrec-eval
+VERSIONED = (
+    "mteb",
+    "transformers",
+    "sentence-transformers",
+    "torch",
+    "datasets",
+    "tokenizers",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pytrec-eval-terrier",
+)
 
 
-def run_settings(config: Any, model_name: str, revision: str, rule: Any) -> dict[str, Any]:
-    """Everything that can change a task's scores, except the per-task data source.
-
-    The prompt rule counts by content (template, sides, instruction table bytes, model prompts), so
-    editing a preset or an instruction file is a settings change, not a silent reuse.
-    """
+def run_settings(config: Any, model_name: str, revision: str) -> dict[str, Any]:
+    """What every task of a run shares and its scores depend on: model, revision (for a local directory a
+    hash of its config, tokenizer and weight files), every resolved embedding setting, library versions."""
     versions = package_versions()
-    prompt = json.dumps({**rule.describe(), "model_prompts": rule.model_prompts}, sort_keys=True).encode()
     return {
         "model": model_name,
         "revision": revision,
         **{key: getattr(config, key) for key in EMBEDDING_SETTINGS},
-        "prompts_sha256": hashlib.sha256(prompt + rule.table.path.read_bytes()).hexdigest()[:16],
         **{f"version:{name}": versions.get(name) for name in VERSIONED},
     }
 
 
+def task_fingerprint_settings(settings: dict[str, Any], source: str, prefixes: dict[str, str]) -> dict[str, Any]:
+    """One task's settings: the run's, its data (source and, for local data, a hash of the files' content)
+    and the exact prefixes its texts get (so an edited instruction table or preset redoes only what changed)."""
+    prompt = json.dumps(prefixes, sort_keys=True, ensure_ascii=False).encode()
+    return {
+        **settings,
+        "data_source": source,
+        "data_sha256": "hub" if source == "hub" else data_hash(source),
+        "prefixes_sha256": hashlib.sha256(prompt).hexdigest()[:16],
+    }
+
+
+@cache
+def data_hash(local: str) -> str:
+    """sha256 over every file of a local dataset copy (and its `-qrels` sibling): names and content."""
+    digest = hashlib.sha256()
+    for root in (Path(local), Path(local + "-qrels")):
+        if not root.is_dir():
+            continue
+        for file in sorted(p for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts):
+            digest.update(f"{file.relative_to(root.parent).as_posix()}\0".encode())
+            with file.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def result_problem(path: Path, spec: BenchmarkTask) -> str | None:
@@ -86,10 +128,13 @@ class Plan:
     conflicts: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
 
 
-def plan(
-    folder: Path, specs: list[BenchmarkTask], settings: dict[str, Any], sources: dict[str, str], overwrite: bool
-) -> Plan:
-    """Sort the selected tasks into skip / run, and find results made with other settings."""
+def plan(folder: Path, specs: list[BenchmarkTask], settings: dict[str, dict[str, Any]], overwrite: bool) -> Plan:
+    """Sort the selected tasks into skip / run, and find results made with other settings.
+
+    A complete result file counts as done when the manifest records it as done with the same settings and
+    (for entries that carry it) the same sha256: a file the manifest does not vouch for was left by a kill
+    between the two writes, or by an interrupted --overwrite, and is redone rather than refused.
+    """
     recorded = read_manifest(folder).get("tasks", {})
     out = Plan()
     for spec in specs:
@@ -98,13 +143,16 @@ def plan(
             out.run.append(spec.name)
             continue
         problem = result_problem(path, spec)
+        entry = recorded.get(spec.name) or {}
+        done = entry.get("status") == "done"
+        if not problem and done and entry.get("result_sha256") not in (None, file_sha256(path)):
+            problem = "it is not the file the manifest records (a run was stopped between writing the two)"
         if problem:
             out.redo[spec.name] = problem
             out.run.append(spec.name)
             continue
-        wanted = {**settings, "data_source": sources[spec.name]}
-        entry = recorded.get(spec.name) or {}
-        old = entry.get("settings") if entry.get("status") == "done" else None
+        wanted = settings[spec.name]
+        old = entry.get("settings") if done else None
         if old is None:
             diff = {"provenance": ("unknown (no manifest record)", "this run")}
         else:

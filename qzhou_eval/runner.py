@@ -17,18 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from . import tasks as task_registry
+from .cache import open_cache
 from .config import EvalConfig
 from .data import use_local_data
-from .embedder import Embedder
 from .errors import UserError
-from .instructions import PromptRule, load_table, make_rule
-from .loading import Checkpoint, load_model, load_tokenizer, resolve_checkpoint, resolve_max_length
+from .instructions import PromptRule, prompt_rule
+from .loading import build_embedder, fetch_weights, prepare
 from .manifest import MANIFEST_NAME, Manifest, device_name, git_hash, now, package_versions
 from .mteb_adapter import MtebEncoder, model_meta
-from .presets import get_preset, resolve_values
-from .results import model_folder, write_model_meta, write_task_result
-from .resume import conflict_message, fingerprint, plan, run_settings
-from .shard import shard_tasks, task_cost
+from .presets import get_preset
+from .reference_batch import batch_size_for
+from .results import model_folder, stage_task_result, write_model_meta
+from .resume import conflict_message, fingerprint, plan, run_settings, task_fingerprint_settings
+from .shard import shard_tasks
+from .sizes import size_table, spec_size
 
 
 @dataclass
@@ -45,11 +47,15 @@ class RunReport:
 
     def table(self) -> str:
         """done / skipped / failed, with the input hygiene numbers of the tasks run now."""
-        lines = [f"{'task':40s} {'status':8s} {'texts':>8s} {'empty':>6s} {'truncated':>9s} {'longest':>8s}"]
+        lines = [
+            f"{'task':40s} {'status':8s} {'texts':>8s} {'cached':>8s} {'encoded':>8s} {'empty':>6s} "
+            f"{'truncated':>9s} {'longest':>8s}"
+        ]
         for task, stats in self.inputs.items():
             status = "done" if task in self.done else "failed"
             lines.append(
-                f"{task:40s} {status:8s} {stats['texts']:8d} {stats['empty_replaced']:6d} "
+                f"{task:40s} {status:8s} {stats['texts']:8d} {stats.get('texts_from_cache', 0):8d} "
+                f"{stats.get('texts_encoded', stats['texts']):8d} {stats['empty_replaced']:6d} "
                 f"{stats['truncated']:9d} {stats['longest_tokens']:8d}"
             )
         lines += [f"{task:40s} failed   {msg}" for task, msg in self.failed.items() if task not in self.inputs]
@@ -73,72 +79,6 @@ def check_prefixes_fit(tokenizer: Any, prefixes: dict[str, str], max_length: int
             )
 
 
-def build_embedder(
-    config: EvalConfig, checkpoint: Checkpoint, prefixes: dict[str, str] | None = None
-) -> tuple[Embedder, dict[str, Any]]:
-    """Load tokenizer and model (here, or once per device in worker processes) and wrap them.
-
-    `prefixes` (task or label -> prefix) are checked against max_length before the weights load.
-    Returns the embedder and the values resolved on the way, for the manifest.
-    """
-    tokenizer = load_tokenizer(checkpoint, config.padding_side, config.trust_remote_code)
-    max_length = resolve_max_length(config.max_length, checkpoint, tokenizer)
-    check_prefixes_fit(tokenizer, prefixes or {}, max_length)
-    if config.batch_tokens is not None and config.batch_tokens < max_length:
-        raise UserError(
-            f"--batch_tokens {config.batch_tokens} is below --max_length {max_length}: a long text cannot fit"
-        )
-    devices = list(config.devices) or [config.device]
-    runner = None
-    if len(devices) > 1:
-        from .workers import WorkerPool
-
-        threads = max(1, (os.cpu_count() or 1) // len(devices)) if all(d == "cpu" for d in devices) else None
-        runner = WorkerPool(
-            devices,
-            {
-                "path": str(checkpoint.path),
-                "trust_remote_code": config.trust_remote_code,
-                "padding_side": tokenizer.padding_side,
-                "dtype": config.dtype,
-                "attn_implementation": config.attn_implementation,
-                "pooling": config.pooling_mode,
-                "normalize": config.normalize,
-                "truncate_dim": config.truncate_dim,
-                "attention": config.attention,
-                "threads": threads,
-            },
-        )
-        model, n_parameters, model_class = None, runner.n_parameters, runner.model_class
-    else:
-        model = load_model(checkpoint, config.dtype, config.attn_implementation, devices[0], config.trust_remote_code)
-        n_parameters, model_class = sum(p.numel() for p in model.parameters()), type(model).__name__
-    embedder = Embedder(
-        model,
-        tokenizer,
-        pooling=config.pooling_mode,
-        normalize=config.normalize,
-        max_length=max_length,
-        batch_size=config.batch_size,
-        batch_tokens=config.batch_tokens,
-        max_padding=config.max_padding,
-        sort_by=config.sort_by,
-        truncate_dim=config.truncate_dim,
-        append_eos=config.append_eos,
-        runner=runner,
-    )
-    resolved = {
-        "max_length": max_length,
-        "padding_side": tokenizer.padding_side,
-        "model_class": model_class,
-        "checkpoint_kind": checkpoint.kind,
-        "n_parameters": n_parameters,
-        "embed_dim": embedder.dim,
-        "devices": devices,
-    }
-    return embedder, resolved
-
-
 def _scores(result: Any) -> dict[str, float]:
     return {
         f"{split}/{entry['hf_subset']}": float(entry["main_score"])
@@ -158,36 +98,36 @@ def _check_writable(output_dir: str) -> None:
         raise UserError(f"--output_dir is not writable: {output_dir}")
 
 
-def prompt_rule(config: EvalConfig, table: Any, checkpoint_path: Path) -> PromptRule:
-    """The config's preset rule over the benchmark's table (with the model's own prompts if it has any)."""
-    preset = get_preset(config.preset)
-    _, model_prompts = resolve_values(preset, checkpoint_path)
-    return make_rule(table, preset.prompt, config.use_instruction, config.instruction, model_prompts)
-
-
 def data_source(config: EvalConfig, spec: task_registry.BenchmarkTask) -> str:
     return str(Path(config.data_dir).resolve() / spec.dataset_path) if config.data_dir else "hub"
 
 
 def run(config: EvalConfig) -> RunReport:
-    table = load_table(config.benchmark)
-    selected = task_registry.select(config.benchmark, config.tasks, table)
-    checkpoint = resolve_checkpoint(
-        config.model_name_or_path, config.model_name, config.revision, config.trust_remote_code, config.attention
-    )
-    rule = prompt_rule(config, table, checkpoint.path)
+    """Check everything that needs no weights, plan the resume, then load once and evaluate task by task.
+
+    Order matters: names, paths, devices, flags, the preset's recipe, the tokenizer-resolved values and the
+    earlier results are all checked before any weight is downloaded or loaded, and before anything is written.
+    """
+    specs = task_registry.select_specs(config.benchmark, config.tasks)
     _check_writable(config.output_dir)
+    config, checkpoint, tokenizer = prepare(config)
+    rule = prompt_rule(config, checkpoint.path)
+    prefixes = {spec.name: rule.prefixes(spec.name) for spec in specs}
+    check_prefixes_fit(tokenizer, {n: max(p.values(), key=len) for n, p in prefixes.items()}, config.max_length)
     folder = model_folder(config.output_dir, checkpoint.name, checkpoint.revision)
-    specs = [task_registry.benchmark_tasks(config.benchmark)[name] for name in selected]
-    costs = {spec.name: task_cost(spec.name, spec.dataset_path, config.data_dir) for spec in specs}
+    sizes = {spec.name: spec_size(spec, config.data_dir) for spec in specs}  # mteb's measured sizes
+    costs = {name: size.cost for name, size in sizes.items()}
+    selected = len(specs)
     if config.shard:
         k, n = config.shard
         mine = set(shard_tasks(costs, k, n))
         specs = [spec for spec in specs if spec.name in mine]
-        _say(f"shard {k}/{n}: {len(specs)} of {len(selected)} tasks")
-    sources = {spec.name: data_source(config, spec) for spec in specs}
-    settings = run_settings(config, checkpoint.name, checkpoint.revision, rule)
-    todo = plan(folder, specs, settings, sources, config.overwrite)
+        _say(f"shard {k}/{n}: {len(specs)} of {selected} tasks")
+    settings = run_settings(config, checkpoint.name, checkpoint.revision)
+    task_settings = {
+        spec.name: task_fingerprint_settings(settings, data_source(config, spec), prefixes[spec.name]) for spec in specs
+    }
+    todo = plan(folder, specs, task_settings, config.overwrite)
     if todo.conflicts:
         raise conflict_message(folder, todo.conflicts)
 
@@ -199,12 +139,14 @@ def run(config: EvalConfig) -> RunReport:
     if config.dry_run:
         for name in todo.run:
             print(name, flush=True)
+        _say(size_table({name: sizes[name] for name in todo.run}))
         _say(f"dry run: {len(todo.run)} to run, {len(todo.skip)} done, output {folder}")
         return report
     if not todo.run:
-        _say(f"nothing to run: all {len(selected)} task(s) are done in {folder}")
+        _say(f"nothing to run: all {selected} task(s) are done in {folder}")
         return report
 
+    checkpoint = fetch_weights(checkpoint)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(
         folder / MANIFEST_NAME,
@@ -228,27 +170,31 @@ def run(config: EvalConfig) -> RunReport:
             },
             "instructions": rule.describe(),
             "versions": package_versions(),
-            "device_name": device_name(config.device),
+            "device_name": device_name(config.all_devices[0]),
         },
     )
     manifest.save()
 
     _say(f"loading {checkpoint.name} ({checkpoint.kind}) from {checkpoint.path} on {config.device} as {config.dtype}")
-    longest = {name: max(rule.prefixes(name).values(), key=len) for name in todo.run}
-    embedder, resolved = build_embedder(config, checkpoint, longest)
-    manifest.data["resolved"] = resolved
+    embedder, found = build_embedder(config, checkpoint, tokenizer)
+    manifest.data["resolved"] = {"max_length": config.max_length, "padding_side": config.padding_side, **found}
     manifest.save()
     meta = model_meta(
         checkpoint.name,
         checkpoint.revision,
-        resolved["embed_dim"],
-        resolved["max_length"],
-        resolved["n_parameters"],
+        found["embed_dim"],
+        config.max_length,
+        found["n_parameters"],
         config.use_instruction,
     )
     write_model_meta(folder, meta)
     encoder = MtebEncoder(embedder, rule, meta)
-    suite = Suite(config, rule, settings, sources, costs, encoder, manifest, report)
+    encoder.cache = open_cache(config, {"model": checkpoint.name, "revision": checkpoint.revision, **found})
+    if encoder.cache is not None:
+        manifest.data["cache"] = {"mode": config.cache, **encoder.cache.describe()}
+        manifest.save()
+    by_name = {spec.name: spec for spec in specs}
+    suite = Suite(config, rule, task_settings, by_name, costs, encoder, manifest, report)
     try:
         suite.run_all(todo.run)
     finally:
@@ -262,8 +208,8 @@ class Suite:
 
     config: EvalConfig
     rule: PromptRule
-    settings: dict[str, Any]
-    sources: dict[str, str]
+    settings: dict[str, dict[str, Any]]  # task -> everything its result depends on (resume.task_fingerprint_settings)
+    specs: dict[str, task_registry.BenchmarkTask]
     costs: dict[str, float]
     encoder: MtebEncoder
     manifest: Manifest
@@ -289,26 +235,31 @@ class Suite:
     def run_one(self, name: str) -> int:
         """Evaluate one task, record it in the manifest whatever happens; returns texts encoded."""
         config, report = self.config, self.report
-        task_settings = {**self.settings, "data_source": self.sources[name]}
+        task_settings = self.settings[name]
         entry: dict[str, Any] = {
             "prefixes": self.rule.prefixes(name),
             "started": now(),
             "settings": task_settings,
             "fingerprint": fingerprint(task_settings),
-            "data_source": self.sources[name],
+            "data_source": task_settings["data_source"],
         }
         start = time.perf_counter()
+        staged = None
         try:
-            task = task_registry.task_object(config.benchmark, name)
+            task = task_registry.task_object(self.specs[name])
             entry["splits"] = list(task.eval_splits)
             if config.data_dir:
                 use_local_data(task, config.data_dir)
-            result = _evaluate(task, self.encoder)
-            write_task_result(self.manifest.path.parent, result)
+            result = _evaluate(task, self.encoder, batch_size_for(config, name))
+            staged = stage_task_result(self.manifest.path.parent, result)
             report.done[name] = _scores(result)
-            entry.update(status="done", scores=report.done[name])
+            entry.update(status="done", scores=report.done[name], result_sha256=staged.sha256)
             _say(f"    {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.done[name].items()))
         except Exception as exc:  # one bad task must not stop the suite; KeyboardInterrupt still does
+            if staged is not None:
+                staged.discard()
+                staged = None
+            report.done.pop(name, None)
             report.failed[name] = f"{type(exc).__name__}: {exc}"
             entry.update(status="failed", error=report.failed[name], traceback=traceback.format_exc())
             _say(f"    {name} FAILED: {report.failed[name]}")
@@ -317,11 +268,17 @@ class Suite:
         entry["inputs"] = stats.to_dict() if stats else None
         if stats:
             report.inputs[name] = stats.to_dict()
+        # the manifest first, then the result file: a kill in between leaves a file the manifest does not
+        # vouch for (its sha256 differs, or it is missing), which the next run redoes instead of refusing
         self.manifest.record_task(name, entry)
+        if staged is not None:
+            staged.publish()
+            if self.encoder.cache is not None and config.cache == "task":
+                self.encoder.cache.drop_task(name)  # the result is safe: its vectors are not needed again
         return stats.texts if stats else 0
 
 
-def _evaluate(task: Any, encoder: MtebEncoder) -> Any:
+def _evaluate(task: Any, encoder: MtebEncoder, batch_size: int) -> Any:
     import mteb
 
     # A fresh encode_kwargs per task: mteb's evaluators write defaults into the dict they get.
@@ -331,6 +288,6 @@ def _evaluate(task: Any, encoder: MtebEncoder) -> Any:
         overwrite_results=True,
         raise_error=True,
         verbosity=0,
-        encode_kwargs={"batch_size": encoder.embedder.batch_size},
+        encode_kwargs={"batch_size": batch_size},  # reference_batch.batch_size_for
     )
     return results[0]

@@ -9,7 +9,9 @@ the embeddings are the same.
 
 from __future__ import annotations
 
+import itertools
 import queue
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,23 +22,19 @@ READY_TIMEOUT_S = 1800  # a 7B checkpoint from a slow disk can take minutes
 POLL_S = 2.0
 
 
-def _worker(device: str, spec: dict[str, Any], jobs: Any, results: Any) -> None:
+def _worker(device: str, config: Any, path: str, threads: int | None, jobs: Any, results: Any) -> None:
+    """One device: the same resolved config and the same runner factory as a single-process run."""
     import torch
 
-    from .embedder import LocalRunner
-    from .loading import load_model, load_tokenizer, resolve_checkpoint
+    from .loading import load_tokenizer, local_runner, resolve_checkpoint
 
     try:
-        if spec.get("threads"):
-            torch.set_num_threads(spec["threads"])
-        ckpt = resolve_checkpoint(
-            spec["path"], trust_remote_code=spec["trust_remote_code"], attention=spec["attention"]
-        )
-        tokenizer = load_tokenizer(ckpt, spec["padding_side"], spec["trust_remote_code"])
-        model = load_model(ckpt, spec["dtype"], spec["attn_implementation"], device, spec["trust_remote_code"])
-        runner = LocalRunner(
-            model, tokenizer, pooling=spec["pooling"], normalize=spec["normalize"], truncate_dim=spec["truncate_dim"]
-        )
+        if threads:
+            torch.set_num_threads(threads)
+        ckpt = resolve_checkpoint(path, trust_remote_code=config.trust_remote_code, attention=config.attention)
+        tokenizer = load_tokenizer(ckpt, config.padding_side, config.trust_remote_code)
+        runner = local_runner(config, ckpt, tokenizer, device)
+        model = runner.model
         results.put(("ready", device, (runner.dim, sum(p.numel() for p in model.parameters()), type(model).__name__)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         results.put(("failed", device, f"{type(exc).__name__}: {exc}"))
@@ -56,7 +54,7 @@ def _worker(device: str, spec: dict[str, Any], jobs: Any, results: Any) -> None:
 class WorkerPool:
     """The `runner` interface of the Embedder (`run`, `dim`) over several devices."""
 
-    def __init__(self, devices: list[str], spec: dict[str, Any]) -> None:
+    def __init__(self, devices: list[str], config: Any, path: str, threads: int | None = None) -> None:
         import torch.multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # CUDA cannot be forked
@@ -64,7 +62,8 @@ class WorkerPool:
         self.jobs = ctx.Queue()
         self.results = ctx.Queue()
         self.procs = [
-            ctx.Process(target=_worker, args=(d, spec, self.jobs, self.results), daemon=True) for d in devices
+            ctx.Process(target=_worker, args=(d, config, path, threads, self.jobs, self.results), daemon=True)
+            for d in devices
         ]
         for p in self.procs:
             p.start()
@@ -79,6 +78,7 @@ class WorkerPool:
             self.close()
             raise
         self.dim, self.n_parameters, self.model_class = ready[0]
+        self.calls = itertools.count()  # every run() gets its own id: results are keyed (call, job)
 
     def _get(self, timeout: float) -> tuple[str, Any, Any]:
         waited = 0.0
@@ -93,16 +93,33 @@ class WorkerPool:
                 if waited >= timeout:
                     raise TimeoutError("workers did not answer") from None
 
-    def run(self, batches: list[list[np.ndarray]], stats: EncodeStats) -> list[np.ndarray]:
-        for key, rows in enumerate(batches):
-            self.jobs.put((key, rows))
+    def run(
+        self,
+        batches: list[list[np.ndarray]],
+        stats: EncodeStats,
+        on_result: Callable[[int, np.ndarray], None] | None = None,
+    ) -> list[np.ndarray]:
+        """Queue every batch, collect results as they arrive; `on_result(job, embeddings)` hears of each.
+
+        Jobs and results carry (call id, job id): a result left over from an earlier call that failed
+        half-way (its jobs still queued or running) is dropped, never taken as this call's.
+        """
+        call = next(self.calls)
+        for job, rows in enumerate(batches):
+            self.jobs.put(((call, job), rows))
         out: list[np.ndarray | None] = [None] * len(batches)
         errors = []
-        for _ in batches:
+        pending = len(batches)
+        while pending:
             kind, key, payload = self._get(READY_TIMEOUT_S)
+            if not isinstance(key, tuple) or key[0] != call:
+                continue  # a late result of an earlier call
+            pending -= 1
             if kind == "ok":
-                out[key], splits = payload
+                out[key[1]], splits = payload
                 stats.oom_splits += splits
+                if on_result is not None:
+                    on_result(key[1], out[key[1]])
             else:
                 errors.append(payload)
         if errors:
