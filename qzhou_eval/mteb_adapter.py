@@ -2,8 +2,9 @@
 
 mteb calls `encode(sentences, *, task_name, prompt_type, **kwargs)`; this class only maps
 (task_name, prompt_type) to a prefix through the instruction table and keeps per-task input
-statistics. mteb's own kwargs (batch_size, convert_to_tensor, ...) are ignored on purpose: the
-batch size is a setting of the embedder, and the return value is always float32 numpy.
+statistics. mteb's own kwargs (convert_to_tensor, ...) are ignored on purpose and the return value
+is always float32 numpy; the batch size is a setting of the embedder, except with sort_by="reference",
+which batches at the size mteb passes, as the reference scripts did (see `reference_batch.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 from .embedder import EncodeStats
 from .instructions import PromptRule
 
+REFERENCE_DEFAULT_BATCH = 32  # the reference embedder's own default, used while mteb passes no batch_size
+
 
 class MtebEncoder:
     def __init__(self, embedder: Any, rule: PromptRule, model_meta: Any) -> None:
@@ -22,13 +25,20 @@ class MtebEncoder:
         self.rule = rule
         self.mteb_model_meta = model_meta
         self.stats: dict[str, EncodeStats] = {}
+        self.cache: Any = None  # an EmbeddingCache (cache.py): cached vectors are not encoded again
 
     def prefix(self, task_name: str, prompt_type: Any) -> str:
         return self.rule.prefix(task_name, getattr(prompt_type, "value", prompt_type))
 
     def encode(self, sentences: list[str], *, task_name: str, prompt_type: Any = None, **kwargs: Any) -> np.ndarray:
         stats = self.stats.setdefault(task_name, EncodeStats())
-        return self.embedder.encode(list(sentences), self.prefix(task_name, prompt_type), stats=stats)
+        extra = {}
+        if getattr(self.embedder, "sort_by", None) == "reference":  # the reference batches at mteb's size
+            extra["batch_size"] = kwargs.get("batch_size", REFERENCE_DEFAULT_BATCH)
+        prefix = self.prefix(task_name, prompt_type)
+        if self.cache is not None:
+            return self.cache.encode(self.embedder, task_name, list(sentences), prefix, stats, **extra)
+        return self.embedder.encode(list(sentences), prefix, stats=stats, **extra)
 
 
 def model_meta(

@@ -1,0 +1,298 @@
+"""Embedding cache: vectors on disk, keyed by the settings that shape an embedding and the exact model input.
+
+Why: a 7B model needs GPU hours per suite. With the cache a killed run loses at most the last flush
+interval of encoding (vectors are written during a long encode call, not only at its end), and a rerun
+that changes only the instruction re-encodes only the texts whose model input changed (the queries of
+a retrieval task), because the instruction is part of the model input, not of the settings key.
+
+Layout, one folder per settings key and task; segments are append-only and never rewritten:
+
+    <cache_dir>/<key>/settings.json                what the key stands for (for people; never read back)
+    <cache_dir>/<key>/<task>/<segment>.npy         float32 (n, dim), exactly as the embedder returned them
+    <cache_dir>/<key>/<task>/<segment>.idx         n lines: sha256 (hex) of each row's model input
+
+Each file is written under a temp name and renamed; the `.idx` goes last, so a segment counts only once
+both files exist and agree (n rows, float32, 2-D). A torn or foreign file is ignored, never trusted.
+Segment names are unique per process (pid, time, random), so shard jobs can share one cache folder.
+No pickle anywhere: `.npy` is loaded with `allow_pickle=False`, the index is plain text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .embedder import EncodeStats
+from .errors import UserError
+from .manifest import package_versions, publish, write_json_atomic
+
+FORMAT = 1  # bump when the layout or the meaning of a key changes
+FLUSH_ENV = "QZHOU_EVAL_CACHE_FLUSH_S"
+DEFAULT_FLUSH_S = 60.0
+CACHE_FOLDER = "embedding_cache"
+# EvalConfig fields that change the vector of a given model input. The prompt rule (instruction,
+# use_instruction, preset prompts) and the empty-text rule are absent on purpose: they change the model
+# input itself, which is hashed per text.
+CONFIG_FIELDS = (
+    "dtype",
+    "pooling_mode",
+    "normalize",
+    "attention",
+    "attn_implementation",
+    "sort_by",
+    "batch_size",
+    "batch_tokens",
+    "max_padding",
+    "truncate_dim",
+    "append_eos",
+)
+RESOLVED_FIELDS = ("max_length", "padding_side")  # resolved values win over what was asked for
+VERSIONED = ("torch", "transformers", "tokenizers", "sentence-transformers")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def embedding_settings(config: Any, resolved: dict[str, Any]) -> dict[str, Any]:
+    """Every setting that can change the embedding of one model input; the cache key is its hash.
+
+    `resolved` holds what loading decided: `model` and `revision` (the checkpoint's), and where present the
+    resolved `max_length`, `padding_side`, `model_class` and `devices` (only the device type counts: float
+    results differ between CPU and GPU, not between two GPUs).
+    """
+    versions = package_versions()
+    devices = resolved.get("devices") or list(getattr(config, "devices", ()) or (config.device,))
+    return {
+        "format": FORMAT,
+        "model": resolved["model"],
+        "revision": resolved["revision"],
+        "model_class": resolved.get("model_class"),
+        **{key: resolved.get(key, getattr(config, key)) for key in RESOLVED_FIELDS},
+        **{key: getattr(config, key) for key in CONFIG_FIELDS},
+        "device_type": sorted({str(d).split(":")[0] for d in devices}),
+        **{f"version:{name}": versions.get(name) for name in VERSIONED},
+    }
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def input_digest(model_input: str) -> str:
+    """sha256 of the exact string the tokenizer gets (lone surrogates kept, not dropped)."""
+    return hashlib.sha256(model_input.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def flush_interval() -> float:
+    """Seconds between flushes inside one encode call (QZHOU_EVAL_CACHE_FLUSH_S, default 60; 0 = every batch)."""
+    raw = os.environ.get(FLUSH_ENV)
+    if raw is None:
+        return DEFAULT_FLUSH_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UserError(f"{FLUSH_ENV} must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+def default_cache_dir(output_dir: str) -> Path:
+    return Path(output_dir) / CACHE_FOLDER
+
+
+class TaskStore:
+    """The committed segments of one task folder: an index digest -> (segment, row) over memory-mapped vectors."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.index: dict[str, tuple[int, int]] = {}
+        self.segments: list[np.ndarray] = []
+        self.seen: set[str] = set()
+        self.ignored: list[str] = []  # segment files that could not be used (torn, foreign)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Pick up segments written since the last look (by this process or a shard job beside it)."""
+        if not self.folder.is_dir():
+            return
+        for idx in sorted(self.folder.glob("*.idx")):
+            if idx.name not in self.seen:
+                self.seen.add(idx.name)
+                self._load(idx)
+
+    def _load(self, idx: Path) -> None:
+        try:
+            digests = idx.read_text(encoding="ascii").split()
+            vectors = np.load(idx.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, UnicodeDecodeError, EOFError):
+            self.ignored.append(idx.stem)
+            return
+        ok = vectors.dtype == np.float32 and vectors.ndim == 2 and len(vectors) == len(digests)
+        if not ok or any(len(d) != 64 for d in digests):
+            self.ignored.append(idx.stem)
+            return
+        self._add(digests, vectors)
+
+    def _add(self, digests: list[str], vectors: np.ndarray) -> None:
+        segment = len(self.segments)
+        self.segments.append(vectors)
+        for row, digest in enumerate(digests):
+            self.index.setdefault(digest, (segment, row))
+
+    def lookup(self, digests: list[str], dim: int) -> dict[int, np.ndarray]:
+        """Position -> cached vector, for the digests found (vectors of another width are not matches)."""
+        found = {}
+        for pos, digest in enumerate(digests):
+            hit = self.index.get(digest)
+            if hit is not None and self.segments[hit[0]].shape[1] == dim:
+                found[pos] = self.segments[hit[0]][hit[1]]
+        return found
+
+    def append(self, digests: list[str], vectors: np.ndarray) -> None:
+        """Write one segment (vectors first, index last, each under a temp name, then renamed)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        _write_atomic(self.folder / f"{name}.npy", lambda fh: np.save(fh, vectors, allow_pickle=False))
+        _write_atomic(self.folder / f"{name}.idx", lambda fh: fh.write("".join(d + "\n" for d in digests).encode()))
+        self.seen.add(f"{name}.idx")
+        self._add(digests, vectors)
+
+
+def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _Pending:
+    """Finished batches of one encode call, written as a segment at least every `flush_s` seconds."""
+
+    def __init__(self, store: TaskStore, digests: list[str], flush_s: float) -> None:
+        self.store, self.digests, self.flush_s = store, digests, flush_s
+        self.rows: list[np.ndarray] = []
+        self.vectors: list[np.ndarray] = []
+        self.last = time.monotonic()
+
+    def add(self, positions: np.ndarray, vectors: np.ndarray) -> None:
+        finite = np.isfinite(vectors).all(axis=1)  # a NaN row must never be served again
+        self.rows.append(np.asarray(positions)[finite])
+        self.vectors.append(vectors[finite])
+        if time.monotonic() - self.last >= self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        rows = np.concatenate(self.rows) if self.rows else np.zeros(0, dtype=np.int64)
+        if len(rows):
+            self.store.append([self.digests[i] for i in rows], np.concatenate(self.vectors))
+        self.rows, self.vectors, self.last = [], [], time.monotonic()
+
+
+class EmbeddingCache:
+    """The vectors of one settings key: look up before encoding, save while encoding, drop per task."""
+
+    def __init__(self, root: str | Path, settings: dict[str, Any], flush_s: float | None = None) -> None:
+        self.root = Path(root)
+        self.settings = settings
+        self.key = settings_key(settings)
+        self.folder = self.root / self.key
+        self.flush_s = flush_interval() if flush_s is None else flush_s
+        self.stores: dict[str, TaskStore] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"dir": str(self.root.resolve()), "key": self.key, "flush_s": self.flush_s}
+
+    def task_folder(self, task: str) -> Path:
+        return self.folder / (_SAFE.sub("_", task).lstrip(".") or "_")
+
+    def store(self, task: str) -> TaskStore:
+        if task not in self.stores:
+            if not (self.folder / "settings.json").exists():
+                write_json_atomic(self.folder / "settings.json", {"key": self.key, "settings": self.settings})
+            self.stores[task] = TaskStore(self.task_folder(task))
+        return self.stores[task]
+
+    def encode(
+        self, embedder: Any, task: str, texts: list[str], prefix: str, stats: EncodeStats, **kwargs: Any
+    ) -> np.ndarray:
+        """The embedder's `encode`, with every vector already cached taken from disk.
+
+        Only the missing texts go to the embedder, in one call, in their order; the output is the same
+        float32 array in input order. Counted in `stats`: texts_from_cache + texts_encoded = texts.
+        Extra `kwargs` of the call (the batch size mteb passes under sort_by="reference") are part of
+        each key. Under sort_by="reference" a call's batches depend on all of its texts, so a call is
+        served from the cache only when every text is cached, else encoded whole (and saved).
+        """
+        store = self.store(task)
+        store.refresh()
+        inputs, _ = embedder.model_inputs(texts, prefix)
+        context = json.dumps(kwargs, sort_keys=True) + "\0" if kwargs else ""
+        digests = [input_digest(context + s) for s in inputs]
+        found = store.lookup(digests, embedder.dim)
+        if getattr(embedder, "sort_by", None) == "reference" and len(found) < len(texts):
+            found = {}
+        out = np.empty((len(texts), embedder.dim), dtype=np.float32)
+        if found:
+            hits = sorted(found)
+            out[hits] = np.stack([found[i] for i in hits])
+            stats.merge(self._cached_stats(embedder, [texts[i] for i in hits], prefix))
+        missing = [i for i in range(len(texts)) if i not in found]
+        if missing:
+            pending = _Pending(store, [digests[i] for i in missing], self.flush_s)
+            try:
+                out[missing] = embedder.encode(
+                    [texts[i] for i in missing], prefix, stats=stats, on_batch=pending.add, **kwargs
+                )
+            finally:
+                pending.flush()  # what finished is kept, also when the call failed or was interrupted
+        return out
+
+    @staticmethod
+    def _cached_stats(embedder: Any, texts: list[str], prefix: str) -> EncodeStats:
+        """Input statistics of cached texts, as if encoded now: tokenizing is cheap next to the model."""
+        inputs, empty = embedder.model_inputs(texts, prefix)
+        ids, truncated = embedder.tokenize(inputs)
+        return EncodeStats(
+            texts=len(texts),
+            texts_from_cache=len(texts),
+            empty_replaced=empty,
+            truncated=truncated,
+            longest_tokens=max(len(r) for r in ids),
+        )
+
+    def drop_task(self, task: str) -> None:
+        """Delete a task's vectors (its result file is written); empty folders go too."""
+        self.stores.pop(task, None)
+        shutil.rmtree(self.task_folder(task), ignore_errors=True)
+        if self.folder.is_dir() and [p.name for p in self.folder.iterdir()] == ["settings.json"]:
+            (self.folder / "settings.json").unlink(missing_ok=True)
+            for folder in (self.folder, self.root):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # not empty: another run or shard is using it
+
+
+def open_cache(config: Any, resolved: dict[str, Any]) -> EmbeddingCache | None:
+    """The run's cache (None with --cache off): --cache_dir, else <output_dir>/embedding_cache."""
+    if config.cache == "off":
+        return None
+    root = Path(config.cache_dir) if config.cache_dir else default_cache_dir(config.output_dir)
+    return EmbeddingCache(root, embedding_settings(config, resolved))
