@@ -24,6 +24,7 @@ GENERIC_DIR_NAMES = {"model", "models", "checkpoint", "final", "best", "output",
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 SNAPSHOT = re.compile(r"models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<sha>[0-9a-f]{40})/?$")
 DTYPES = ("bfloat16", "float16", "float32")
+ST_PRESET = "sentence-transformers"  # embedded through its own modules (st_pipeline.py)
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,12 @@ def prepare(config: Any, quiet: bool = False, weights: bool = False) -> tuple[An
         config.attention,
         weights=False,
     )
-    tokenizer = load_tokenizer(checkpoint, config.padding_side, config.trust_remote_code)
+    if config.preset == ST_PRESET:  # the Transformer module's own tokenizer, modules.json checked
+        from .st_pipeline import tokenizer_for
+
+        tokenizer = tokenizer_for(config, checkpoint.path)
+    else:
+        tokenizer = load_tokenizer(checkpoint, config.padding_side, config.trust_remote_code)
     updates: dict[str, Any] = {
         "padding_side": tokenizer.padding_side,
         "max_length": resolve_max_length(config.max_length, checkpoint, tokenizer),
@@ -372,6 +378,10 @@ def local_runner(config: Any, checkpoint: Checkpoint, tokenizer: Any, device: st
     process path and every worker process build it here, from the same resolved config."""
     from .embedder import LocalRunner
 
+    if config.preset == ST_PRESET:  # every module of its modules.json, as SentenceTransformer runs them
+        from .st_pipeline import build_runner, read_plan
+
+        return build_runner(read_plan(checkpoint.path), config, tokenizer, device)
     model = load_model(checkpoint, config.dtype, config.attn_implementation, device, config.trust_remote_code)
     return LocalRunner(
         model, tokenizer, pooling=config.pooling_mode, normalize=config.normalize, truncate_dim=config.truncate_dim
@@ -387,6 +397,11 @@ def build_embedder(config: Any, checkpoint: Checkpoint, tokenizer: Any) -> tuple
 
     from .embedder import Embedder
 
+    hooks: dict[str, Any] = {}
+    if config.preset == ST_PRESET:  # the Transformer module's strip / lower-case, the prompt length
+        from .st_pipeline import embedder_hooks, read_plan
+
+        hooks = embedder_hooks(read_plan(checkpoint.path), tokenizer)
     devices = list(config.all_devices)
     if len(devices) > 1:
         from .workers import WorkerPool
@@ -408,6 +423,7 @@ def build_embedder(config: Any, checkpoint: Checkpoint, tokenizer: Any) -> tuple
         sort_by=config.sort_by,
         append_eos=config.append_eos,
         runner=runner,
+        **hooks,
     )
     found = {
         "model_class": model_class,
