@@ -232,6 +232,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         demo_overrides(args)
     elif not args.model_name_or_path:
         raise UserError("--model_name_or_path is required (or use --demo)")
+    if args.reference and not args.benchmark:
+        raise UserError("--reference compares leaderboard tables, which need a --benchmark")
     if args.reference:
         from .reference import resolve_reference
 
@@ -256,10 +258,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     print(f"results: {report.folder}")
     print(report.table())
-    if report.done or report.skipped:
+    if config.benchmark is None:  # no leaderboard without a benchmark: the scores themselves
+        for task, cells in report.done.items():
+            for cell, score in cells.items():
+                print(f"{task} {cell} main_score {score:.6f} ({100 * score:.2f})")
+    elif report.done or report.skipped:
         from .summary_report import summarize
 
-        text, _ = summarize([str(report.folder)], config.benchmark, args.reference)
+        text, _ = summarize([str(report.folder)], config.benchmark, args.reference, config.output_dir, allow_mixed=True)
         print(text)
     if args.demo and "STSBenchmark" in report.done:
         from .reference import published_score
@@ -273,38 +279,51 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_prompts(args: argparse.Namespace) -> int:
     import json
+    from types import SimpleNamespace
 
-    from .instructions import load_table, make_rule
-    from .presets import detect, get_preset, resolve_values
+    from .instructions import PROMPT_TYPES, prompt_rule, sides_called, task_type
+    from .presets import detect, get_preset
+    from .tasks import parse_task_list, select_specs
 
-    table = load_table(args.benchmark)
-    model_prompts: dict[str, str] = {}
+    tasks = parse_task_list(args.tasks)
+    benchmark = args.benchmark or (None if tasks else "MTEB(eng, v2)")
+    names = [spec.name for spec in select_specs(benchmark, tasks)]
+    path = None
     if args.model_name_or_path:
         from .loading import locate
 
-        path, config, _ = locate(args.model_name_or_path)
+        path, config, _ = locate(args.model_name_or_path, weights=False)
         preset = get_preset(args.preset) if args.preset else detect(path, config, args.model_name_or_path)[0]
-        _, model_prompts = resolve_values(preset, path)
     else:
         preset = get_preset(args.preset or "qzhou")
-        if preset.prompt.get("instructions") == "model_prompts":
-            raise UserError(f"preset {preset.name} takes its prompts from a model: add --model_name_or_path")
-    rule = make_rule(table, preset.prompt, args.use_instruction, args.instruction, model_prompts)
-    rows = {task: rule.prefixes(task) for task in table.tasks}
-    if args.format == "json":
+    settings = SimpleNamespace(preset=preset.name, use_instruction=args.use_instruction, instruction=args.instruction)
+    rule = prompt_rule(settings, path)
+    cells = {task: {kind: rule.cell(task, kind) for kind in PROMPT_TYPES} for task in names}
+    if args.format == "json":  # {"Task": {"query", "passage", "none"}}: prefixes only
+        rows = {t: {k: c.prefix for k, c in row.items()} for t, row in cells.items()}
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
+    if args.format == "json_sources":
+        out = {
+            t: {"type": task_type(t), "called": list(sides_called(t)), **{k: c._asdict() for k, c in row.items()}}
+            for t, row in cells.items()
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
     print(
-        f"{table.benchmark}, preset {preset.name}: template {rule.template!r}, instruction on "
-        f"{'/'.join(sorted(rule.instruct))}, use_instruction={args.use_instruction}"
+        f"{benchmark or 'tasks'}, preset {preset.name}: rule {rule.rule}, template {rule.template!r}, "
+        f"use_instruction={args.use_instruction}"
     )
     print(f"source: {preset.source}")
-    width = max(len(t) for t in rows)
-    print(f"{'task':{width}s}  {'query':8s} {'passage':8s} {'none':8s} prefix")
-    for task, p in rows.items():
-        marks = ["yes" if p[k] else "-" for k in ("query", "passage", "none")]
-        shown = next((v for v in p.values() if v), "")
-        print(f"{task:{width}s}  {marks[0]:8s} {marks[1]:8s} {marks[2]:8s} {shown!r}")
+    print("cells: where each side's instruction comes from (table, task_metadata, fixed, model_prompts, override;")
+    print("       none = no prefix); in brackets: a side mteb 1.38.30 never encodes for that task type")
+    width = max(len(t) for t in cells)
+    print(f"{'task':{width}s}  {'type':20s} {'query':15s} {'passage':15s} {'none':15s} prefix")
+    for task, row in cells.items():
+        called = sides_called(task)
+        marks = [row[k].source if k in called else f"({row[k].source})" for k in PROMPT_TYPES]
+        shown = " | ".join(dict.fromkeys(repr(row[k].prefix) for k in called if row[k].prefix))
+        print(f"{task:{width}s}  {task_type(task):20s} {marks[0]:15s} {marks[1]:15s} {marks[2]:15s} {shown}")
     return 0
 
 
@@ -344,15 +363,25 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    """Exit codes: 0 tables written, 2 bad input (UserError), 3 the --max_delta gate failed."""
     from .summary_report import summarize
 
+    if args.duplicates and args.multilingual_sentiment:
+        raise UserError("give --duplicates or its old alias --multilingual_sentiment, not both")
     text, exceeded = summarize(
-        args.results_dir, args.benchmark, args.reference, args.output_dir, args.multilingual_sentiment, args.max_delta
+        args.results_dir,
+        args.benchmark,
+        args.reference,
+        args.output_dir,
+        args.duplicates or args.multilingual_sentiment or "last",
+        args.max_delta,
+        allow_mixed=args.allow_mixed,
+        reference_model=args.reference_model,
     )
     print(text)
     if exceeded:
         print(f"error: |delta| > {args.max_delta} points for: {', '.join(exceeded)}", file=sys.stderr)
-        return 1
+        return 3
     return 0
 
 
@@ -375,10 +404,24 @@ def build_parser(benchmark: str | None = None) -> Parser:
     add_model_flags(r, required=False)
     add_run_flags(r)
     r.set_defaults(func=cmd_run)
-    pr = sub.add_parser("prompts", help="the exact prefix each task and prompt type gets")
-    pr.add_argument("--benchmark", default="MTEB(eng, v2)")
-    pr.add_argument("--use_instruction", type=boolean, default=True)
-    pr.add_argument("--format", choices=["json", "table"], default="table")
+    pr = sub.add_parser("prompts", help="the exact prefix each task and prompt type gets, and where it comes from")
+    pr.add_argument(
+        "--benchmark", default=None, help="any mteb 1.38.30 benchmark (default: MTEB(eng, v2), unless --tasks)"
+    )
+    pr.add_argument(
+        "--tasks",
+        nargs="+",
+        default=None,
+        help="task names (space- or comma-separated); any mteb task without --benchmark",
+    )
+    pr.add_argument("--use_instruction", type=boolean, default=True, help="false: no prefix anywhere")
+    pr.add_argument(
+        "--format",
+        choices=["table", "json", "json_sources"],
+        default="table",
+        help='json: {"Task": {"query", "passage", "none"}} prefixes; json_sources: each cell\'s prefix and source, '
+        "the task type and the sides mteb calls",
+    )
     pr.add_argument("--preset", default=None, help="default: detected from --model_name_or_path, else qzhou")
     pr.add_argument("--model_name_or_path", default=None, help="a model, for detection and its own prompts")
     pr.add_argument("--instruction", default=None, help="replace every task's instruction text")
@@ -390,19 +433,59 @@ def build_parser(benchmark: str | None = None) -> Parser:
     e.add_argument("--input", required=True)
     e.add_argument("--output", required=True)
     e.set_defaults(func=cmd_embed)
-    s = sub.add_parser("summarize", help="leaderboard tables from result trees, with deltas to published scores")
-    s.add_argument("--results_dir", nargs="+", required=True)
-    s.add_argument("--benchmark", required=True, choices=["MTEB(eng, v2)", "MTEB(cmn, v1)"])
-    s.add_argument("--reference", nargs="+", default=None, help="published-scores file, result tree, or `qzhou`")
-    s.add_argument("--output_dir", default=None, help="default: the first results_dir")
+    s = sub.add_parser(
+        "summarize",
+        help="leaderboard tables from result trees, with deltas to published scores",
+        description="Leaderboard tables (mteb 1.38.30 formulas) for any mteb benchmark, with the provenance each "
+        "result folder's manifest records. Files go to OUTPUT_DIR/summary/.",
+        epilog="exit codes: 0 tables written; 2 bad input (one `error:` line); 3 the --max_delta gate failed "
+        "(tables are still written)",
+    )
+    s.add_argument(
+        "--results_dir",
+        nargs="+",
+        required=True,
+        help="result trees (<org__model>/<revision>/<Task>.json) or revision folders; several merge into one "
+        "table (the same cell twice must agree)",
+    )
+    s.add_argument("--benchmark", required=True, help="any mteb 1.38.30 benchmark name, e.g. 'MTEB(Multilingual, v2)'")
+    s.add_argument(
+        "--reference", nargs="+", default=None, help="published-scores file, result tree, or a bundled name (`qzhou`)"
+    )
+    s.add_argument(
+        "--reference_model",
+        default=None,
+        metavar="NAME[@REVISION]",
+        help="the model to compare with, where a --reference tree holds several",
+    )
+    s.add_argument(
+        "--output_dir",
+        default=None,
+        help="files go to OUTPUT_DIR/summary/ (default: the first --results_dir, or the tree root above it when it "
+        "is a revision folder)",
+    )
+    s.add_argument(
+        "--duplicates",
+        choices=["last", "mean"],
+        default=None,
+        help="a task the benchmark lists twice (C-MTEB's MultilingualSentiment): the later listing only (mteb "
+        "1.38.30 leaderboard, default) or the mean of all listings' cells (mteb 2.x)",
+    )
     s.add_argument(
         "--multilingual_sentiment",
         choices=["validation", "mean"],
-        default="validation",
-        help="C-MTEB lists MultilingualSentiment twice: validation only (mteb 1.38.30 leaderboard, default) "
-        "or the mean of validation and test (mteb 2.x)",
+        default=None,
+        help="old name of --duplicates (validation = last)",
     )
-    s.add_argument("--max_delta", type=float, default=None, help="exit 1 when any |delta| exceeds this (points)")
+    s.add_argument(
+        "--allow_mixed",
+        action="store_true",
+        help="one row per settings when a (model, revision) was made with several (default: refused, naming the "
+        "differing settings); same-settings cells that disagree keep the later --results_dir's value",
+    )
+    s.add_argument(
+        "--max_delta", type=float, default=None, help="exit 3 when any |delta| to the reference exceeds this (points)"
+    )
     s.set_defaults(func=cmd_summarize)
     return p
 

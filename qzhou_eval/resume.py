@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +79,6 @@ def task_fingerprint_settings(settings: dict[str, Any], source: str, prefixes: d
     }
 
 
-@cache
 def data_hash(local: str) -> str:
     """sha256 over every file of a local dataset copy (and its `-qrels` sibling): names and content."""
     digest = hashlib.sha256()

@@ -147,6 +147,30 @@ def run(config: EvalConfig) -> RunReport:
         return report
 
     checkpoint = fetch_weights(checkpoint)
+    # the weights load before anything is written: a checkpoint that does not fit leaves no trace
+    _say(f"loading {checkpoint.name} ({checkpoint.kind}) from {checkpoint.path} on {config.device} as {config.dtype}")
+    embedder, found = build_embedder(config, checkpoint, tokenizer)
+    try:
+        _evaluate_all(config, checkpoint, rule, task_settings, specs, costs, embedder, found, todo.run, report)
+    finally:
+        embedder.close()
+    return report
+
+
+def _evaluate_all(
+    config: EvalConfig,
+    checkpoint: Any,
+    rule: PromptRule,
+    task_settings: dict[str, dict[str, Any]],
+    specs: list[task_registry.BenchmarkTask],
+    costs: dict[str, float],
+    embedder: Any,
+    found: dict[str, Any],
+    names: list[str],
+    report: RunReport,
+) -> None:
+    """Manifest, model_meta.json, then each task in turn."""
+    folder = report.folder
     folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(
         folder / MANIFEST_NAME,
@@ -156,7 +180,7 @@ def run(config: EvalConfig) -> RunReport:
             "started": now(),
             "benchmark": config.benchmark,
             "config": config.to_dict(),
-            "settings": settings,
+            "settings": run_settings(config, checkpoint.name, checkpoint.revision),
             "model": {
                 "name": checkpoint.name,
                 "revision": checkpoint.revision,
@@ -173,10 +197,6 @@ def run(config: EvalConfig) -> RunReport:
             "device_name": device_name(config.all_devices[0]),
         },
     )
-    manifest.save()
-
-    _say(f"loading {checkpoint.name} ({checkpoint.kind}) from {checkpoint.path} on {config.device} as {config.dtype}")
-    embedder, found = build_embedder(config, checkpoint, tokenizer)
     manifest.data["resolved"] = {"max_length": config.max_length, "padding_side": config.padding_side, **found}
     manifest.save()
     meta = model_meta(
@@ -194,12 +214,7 @@ def run(config: EvalConfig) -> RunReport:
         manifest.data["cache"] = {"mode": config.cache, **encoder.cache.describe()}
         manifest.save()
     by_name = {spec.name: spec for spec in specs}
-    suite = Suite(config, rule, task_settings, by_name, costs, encoder, manifest, report)
-    try:
-        suite.run_all(todo.run)
-    finally:
-        embedder.close()
-    return report
+    Suite(config, rule, task_settings, by_name, costs, encoder, manifest, report).run_all(names)
 
 
 @dataclass

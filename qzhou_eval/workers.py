@@ -37,16 +37,19 @@ def _worker(device: str, config: Any, path: str, threads: int | None, jobs: Any,
         model = runner.model
         results.put(("ready", device, (runner.dim, sum(p.numel() for p in model.parameters()), type(model).__name__)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
-        results.put(("failed", device, f"{type(exc).__name__}: {exc}"))
+        from .errors import UserError  # a user mistake (weights that do not fit, ...) stays one `error:` line
+
+        kind = "refused" if isinstance(exc, UserError) else "failed"
+        results.put((kind, device, str(exc) if kind == "refused" else f"{type(exc).__name__}: {exc}"))
         return
     while True:
         job = jobs.get()
         if job is None:
             return
-        key, rows = job
+        key, rows, extra = job  # extra: per-call features (a prompt length, st_pipeline.py)
         stats = EncodeStats()
         try:
-            results.put(("ok", key, (runner.forward_fitting(rows, stats), stats.oom_splits)))
+            results.put(("ok", key, (runner.run([rows], stats, **extra)[0], stats.oom_splits)))
         except Exception as exc:  # noqa: BLE001 - the parent fails the task with this message
             results.put(("error", key, f"{device}: {type(exc).__name__}: {exc}"))
 
@@ -71,6 +74,10 @@ class WorkerPool:
         try:
             while len(ready) < len(devices):
                 kind, device, payload = self._get(READY_TIMEOUT_S)
+                if kind == "refused":
+                    from .errors import UserError
+
+                    raise UserError(payload)
                 if kind == "failed":
                     raise RuntimeError(f"worker on {device} could not load the model: {payload}")
                 ready.append(payload)
@@ -98,15 +105,17 @@ class WorkerPool:
         batches: list[list[np.ndarray]],
         stats: EncodeStats,
         on_result: Callable[[int, np.ndarray], None] | None = None,
+        **extra: Any,
     ) -> list[np.ndarray]:
         """Queue every batch, collect results as they arrive; `on_result(job, embeddings)` hears of each.
+        `extra` (e.g. `prompt_length`) goes with every job to the workers' runners.
 
         Jobs and results carry (call id, job id): a result left over from an earlier call that failed
         half-way (its jobs still queued or running) is dropped, never taken as this call's.
         """
         call = next(self.calls)
         for job, rows in enumerate(batches):
-            self.jobs.put(((call, job), rows))
+            self.jobs.put(((call, job), rows, extra))
         out: list[np.ndarray | None] = [None] * len(batches)
         errors = []
         pending = len(batches)
