@@ -71,6 +71,7 @@ PRESET_FIELDS = (  # EvalConfig fields a preset decides unless the user set them
     "attention",
     "append_eos",
     "empty_text",
+    "text_suffix",
 )
 _UNSET = "<preset>"  # empty_text may legitimately be None (keep empty texts), so it needs its own marker
 
@@ -114,6 +115,7 @@ class EvalConfig:
     truncate_dim: int | None = None  # Matryoshka: keep the first D dimensions, then normalise
     append_eos: bool | None = None  # a preset's: add the EOS id after truncation (e5-mistral's recipe)
     empty_text: str | None = _UNSET  # what an empty text becomes ("Null" for qzhou); None keeps it empty
+    text_suffix: str | None = None  # appended to every text before tokenizing (gte-Qwen2: "<|endoftext|>")
     resolved: bool = False  # set by presets.resolve_config once every preset field holds a value
 
     def __post_init__(self) -> None:

@@ -384,7 +384,12 @@ def local_runner(config: Any, checkpoint: Checkpoint, tokenizer: Any, device: st
         return build_runner(read_plan(checkpoint.path), config, tokenizer, device)
     model = load_model(checkpoint, config.dtype, config.attn_implementation, device, config.trust_remote_code)
     return LocalRunner(
-        model, tokenizer, pooling=config.pooling_mode, normalize=config.normalize, truncate_dim=config.truncate_dim
+        model,
+        tokenizer,
+        pooling=config.pooling_mode,
+        normalize=config.normalize,
+        truncate_dim=config.truncate_dim,
+        pool_in_model_dtype=config.sort_by == "reference",  # as the reference scripts pool and normalise
     )
 
 
@@ -422,6 +427,8 @@ def build_embedder(config: Any, checkpoint: Checkpoint, tokenizer: Any) -> tuple
         max_padding=config.max_padding,
         sort_by=config.sort_by,
         append_eos=config.append_eos,
+        empty_text=config.empty_text,
+        text_suffix=config.text_suffix,
         runner=runner,
         **hooks,
     )

@@ -186,5 +186,7 @@ def resolve_config(config: Any, path: Path, model_config: dict[str, Any], name: 
     if config.append_eos is None:
         updates["append_eos"] = preset.append_eos
     if config.empty_text == _UNSET:
-        updates["empty_text"] = getattr(preset, "empty_text", "Null")
+        updates["empty_text"] = preset.empty_text
+    if config.text_suffix is None:
+        updates["text_suffix"] = preset.text_suffix
     return replace(config, **updates)

@@ -37,6 +37,7 @@ EMBEDDING_SETTINGS = (  # resolved values: max_length after the model's cap, pad
     "truncate_dim",
     "append_eos",
     "empty_text",
+    "text_suffix",
     "trust_remote_code",
 )
 # every library a score depends on: the model's numerics, data loading, and the metrics (logistic regression,
