@@ -231,10 +231,39 @@ def embedder_hooks(plan: StPlan, tokenizer: Any) -> dict[str, Any]:
     return {"text_transform": text_transform(plan), "prompt_length": prompt_length(plan, tokenizer, max_seq_length)}
 
 
+def _checked_transformer_class() -> type:
+    """sentence_transformers' Transformer, except that its weights must fit the model class
+    (`loading.check_loaded_keys`): transformers would fill missing tensors with random values."""
+    from sentence_transformers.models import Transformer
+
+    from .loading import check_loaded_keys
+
+    class CheckedTransformer(Transformer):
+        def _load_model(
+            self,
+            model_name_or_path: str,
+            config: Any,
+            cache_dir: Any,
+            backend: str,
+            is_peft_model: bool,
+            **model_args: Any,
+        ) -> None:
+            if backend != "torch" or is_peft_model:  # PEFT adapters load their own way: not checked
+                return super()._load_model(model_name_or_path, config, cache_dir, backend, is_peft_model, **model_args)
+            super()._load_model(
+                model_name_or_path, config, cache_dir, backend, is_peft_model, output_loading_info=True, **model_args
+            )
+            model, info = self.auto_model  # from_pretrained(..., output_loading_info=True) gives both
+            self.auto_model = model
+            check_loaded_keys(model, info, Path(model_name_or_path).name)
+
+    return CheckedTransformer
+
+
 def _load_transformer(plan: StPlan, dtype: str, attn_implementation: str, trust_remote_code: bool) -> Any:
     """sentence_transformers' Transformer module, built as SentenceTransformer builds it (saved config <
     hub kwargs < caller kwargs), with this run's dtype and attention implementation."""
-    from sentence_transformers.models import Transformer
+    Transformer = _checked_transformer_class()  # noqa: N806 - a class
 
     args = copy.deepcopy(plan.transformer_args)
     for key in ("model_args", "tokenizer_args", "config_args"):

@@ -25,6 +25,8 @@ TEXTS = [
     "x",
     "How do I reset my password on Ubuntu? " * 12,  # longer than max_seq_length 48: truncated
     "Stocks FELL sharply after the announcement.",
+    "",  # sentence-transformers passes empty texts through (no "Null")
+    "   ",  # and strips this one to empty
 ]
 MAX_SEQ = 48
 
@@ -125,6 +127,11 @@ def test_include_prompt_false_pools_without_the_prompt_tokens_as_encode_does(no_
     assert ((ours * pooled).sum(1) < 0.9999).all()
 
 
+def test_two_worker_processes_give_the_prompt_length_to_every_batch(no_prompt_dir, embed):
+    ours = embed(no_prompt_dir, TEXTS, "query", "--devices", "cpu,cpu")
+    assert_same(ours, st_encode(no_prompt_dir, TEXTS, "query"))
+
+
 def test_lower_casing_and_layer_norm_follow_the_transformer_module(lower_dir, embed):
     ours = embed(lower_dir, TEXTS)
     assert_same(ours, st_encode(lower_dir, TEXTS))
@@ -183,3 +190,22 @@ def test_dense_activation_outside_torch_is_refused(cls_dense_dir, tmp_path, caps
     argv += ["--output", str(tmp_path / "o.npy")]
     assert main([*argv, "--device", "cpu"]) == 2
     assert "os.getcwd" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_transformer_weights_missing_a_layer_are_an_error(cls_dense_dir, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "missing-layer"
+    shutil.copytree(cls_dense_dir, model)
+    weights = load_file(model / "model.safetensors")
+    kept = {k: v for k, v in weights.items() if ".layer.1." not in k}
+    assert len(kept) < len(weights)
+    save_file(kept, model / "model.safetensors", metadata={"format": "pt"})
+    (tmp_path / "in.txt").write_text("hello\n")
+    argv = ["embed", "--model_name_or_path", str(model), "--preset", "sentence-transformers", "--task"]
+    argv += ["STSBenchmark", "--prompt_type", "none", "--input", str(tmp_path / "in.txt")]
+    argv += ["--output", str(tmp_path / "o.npy"), "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error:") and "layer.1." in err and "missing" in err
+    assert not (tmp_path / "o.npy").exists()
