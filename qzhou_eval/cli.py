@@ -66,7 +66,12 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
         help="prepend task instructions (default true: every published QZhou run used true, "
         "although the reference scripts' own argparse defaulted to false)",
     )
-    p.add_argument("--batch_size", type=positive_int, default=32)
+    p.add_argument(
+        "--batch_size",
+        type=positive_int,
+        default=32,
+        help="texts per forward pass (default 32; --sort_by reference uses mteb's batch size instead)",
+    )
     p.add_argument(
         "--max_length",
         type=positive_int,
@@ -114,7 +119,9 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output_dir", default="results")
+    p.add_argument(
+        "--output_dir", default="results", help="result root: <output_dir>/<org__model>/<revision>/<Task>.json"
+    )
     p.add_argument("--tasks", nargs="+", default=None, help="task names (space- or comma-separated); default: all")
     p.add_argument("--data_dir", default=None, help="offline data root laid out like the hub: DIR/<dataset path>")
     p.add_argument("--model_name", default=None, help="name in the output path (default: derived)")
@@ -460,10 +467,15 @@ def build_parser(benchmark: str | None = None) -> Parser:
     pr.set_defaults(func=cmd_prompts)
     e = sub.add_parser("embed", help="embed a text file, one text per line, with the evaluation code path")
     add_model_flags(e)
-    e.add_argument("--task", required=True)
-    e.add_argument("--prompt_type", required=True, choices=["query", "passage", "none"])
-    e.add_argument("--input", required=True)
-    e.add_argument("--output", required=True)
+    e.add_argument("--task", required=True, help="any mteb task name: decides the instruction prefix")
+    e.add_argument(
+        "--prompt_type",
+        required=True,
+        choices=["query", "passage", "none"],
+        help="the side mteb would ask for (none: STS, classification, clustering, ...)",
+    )
+    e.add_argument("--input", required=True, help="UTF-8 text file, one text per line (an empty line = empty text)")
+    e.add_argument("--output", required=True, help="where to save the float32 embeddings (.npy)")
     e.set_defaults(func=cmd_embed)
     s = sub.add_parser(
         "summarize",
