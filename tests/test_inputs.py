@@ -197,3 +197,22 @@ def test_any_benchmark_name_is_accepted_and_bad_ones_get_close_matches(qzhou_dir
     assert len(capsys.readouterr().out.split()) == 12
     assert main([*argv, "--benchmark", "MTEB(Code, v2)", "--dry_run"]) == 2
     assert "Did you mean: MTEB(Code, v1)" in last_line(capsys.readouterr().err)
+
+
+def test_every_flag_of_every_command_has_help():
+    import argparse
+
+    from qzhou_eval.cli import build_parser
+
+    parsers = [build_parser("MTEB(eng, v2)"), build_parser("MTEB(cmn, v1)")]
+    top = build_parser()
+    for action in top._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers += list(action.choices.values())
+    silent = [
+        (p.prog, a.option_strings)
+        for p in parsers
+        for a in p._actions
+        if a.option_strings and "-h" not in a.option_strings and not (a.help or "").strip()
+    ]
+    assert len(parsers) >= 6 and not silent, silent
