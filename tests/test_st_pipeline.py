@@ -116,6 +116,23 @@ def test_cls_dense_model_equals_encode_with_the_dense_dimension(cls_dense_dir, e
     assert_same(ours, st_encode(cls_dense_dir, TEXTS))
 
 
+def test_truncate_dim_cuts_after_the_modules_as_encode_does(cls_dense_dir, embed):
+    ours = embed(cls_dense_dir, TEXTS, "none", "--truncate_dim", "16")
+    ref = SentenceTransformer(str(cls_dense_dir), device="cpu", truncate_dim=16).encode(TEXTS)
+    assert_same(ours, ref)
+    assert np.linalg.norm(ours, axis=1).max() < 0.99  # cut after Normalize, not normalised again
+
+
+def test_a_flag_the_modules_would_override_is_refused(cls_dense_dir, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("hello\n")
+    argv = ["embed", "--model_name_or_path", str(cls_dense_dir), "--preset", "sentence-transformers", "--task"]
+    argv += ["STSBenchmark", "--prompt_type", "none", "--input", str(tmp_path / "in.txt")]
+    argv += ["--output", str(tmp_path / "o.npy"), "--device", "cpu", "--pooling_mode", "mean"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error:") and "--pooling_mode 'mean'" in err and "'cls'" in err
+
+
 def test_include_prompt_false_pools_without_the_prompt_tokens_as_encode_does(no_prompt_dir, embed):
     ours = embed(no_prompt_dir, TEXTS, "query")
     ref = st_encode(no_prompt_dir, TEXTS, "query")
