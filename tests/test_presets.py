@@ -7,11 +7,10 @@ import fixture_models
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 from reference_impl import cosines
 
 from qzhou_eval.cli import main
-from qzhou_eval.instructions import load_table, make_rule
+from qzhou_eval.instructions import make_rule, mteb_instruction
 from qzhou_eval.loading import locate
 from qzhou_eval.presets import all_presets, detect, get_preset
 
@@ -67,12 +66,11 @@ def embed_cli(capsys):
 
 def hand_qwen3(path, texts):
     """Qwen3-Embedding model card recipe: causal model, left padding, the tokenizer appends
-    <|endoftext|>, the last position's state, L2-normalised."""
+    <|endoftext|>, the last position's state, L2-normalised; empty texts pass through (no "Null")."""
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path), padding_side="left")
     model = AutoModel.from_pretrained(str(path), torch_dtype=torch.float32, attn_implementation="eager").eval()
-    texts = [t if t else "Null" for t in texts]
     enc = tok(texts, padding=True, truncation=True, max_length=8192, return_tensors="pt")
     assert (enc["input_ids"][:, -1] == tok.eos_token_id).all()
     with torch.no_grad():
@@ -89,22 +87,9 @@ def test_qwen3_preset_matches_the_model_card_recipe(qwen3_dir, tmp_path, embed_c
     d, _ = embed_cli(
         qwen3_dir, "SCIDOCS", "passage", DOCS, tmp_path, "--preset", "qwen3-embedding", "--instruction", instruction
     )
-    expected_q = hand_qwen3(qwen3_dir, [f"Instruct: {instruction}\nQuery:{t if t else 'Null'}" for t in QUERIES])
+    expected_q = hand_qwen3(qwen3_dir, [f"Instruct: {instruction}\nQuery:{t}" for t in QUERIES])
     assert cosines(q, expected_q).min() >= 0.99999
     assert cosines(d, hand_qwen3(qwen3_dir, DOCS)).min() >= 0.99999
-
-
-def test_qwen3_prompts_never_prefix_documents_and_end_without_space():
-    res = run_cli(
-        "-m", "qzhou_eval", "prompts", "--preset", "qwen3-embedding", "--benchmark", "MTEB(eng, v2)", "--format", "json"
-    )
-    assert res.returncode == 0, res.stderr
-    rows = json.loads(res.stdout)
-    assert len(rows) == 41
-    assert all(p["passage"] == "" for p in rows.values())
-    prefixes = [v for p in rows.values() for v in p.values() if v]
-    assert prefixes and all(v.startswith("Instruct: ") and v.endswith("\nQuery:") for v in prefixes)
-    assert rows["STS12"]["none"] != "" and rows["SCIDOCS"]["query"] != ""
 
 
 def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir, tmp_path, embed_cli):
@@ -117,36 +102,35 @@ def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir
     model = AutoModel.from_pretrained(str(bert_dir), torch_dtype=torch.float32).eval()
 
     def cls(texts):
-        enc = tok(
-            [t if t else "Null" for t in texts], padding=True, truncation=True, max_length=512, return_tensors="pt"
-        )
+        enc = tok(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
         with torch.no_grad():
             return torch.nn.functional.normalize(model(**enc).last_hidden_state[:, 0], dim=-1).numpy()
 
     instruction = "Represent this sentence for searching relevant passages: "
-    assert cosines(q, cls([instruction + t if t else instruction + "Null" for t in QUERIES])).min() >= 0.99999
+    assert cosines(q, cls([instruction + t for t in QUERIES])).min() >= 0.99999  # no "Null": BGE keeps ""
     assert cosines(s, cls(DOCS)).min() >= 0.99999  # STS is not retrieval: no instruction
-    rule = make_rule(load_table("MTEB(eng, v2)"), get_preset("bge-en").prompt)
+    rule = make_rule(get_preset("bge-en").prompt)
     assert rule.prefix("ArguAna", "passage") == "" and rule.prefix("AskUbuntuDupQuestions", "query") == ""
 
 
 def test_gte_qwen2_preset_builds_a_bidirectional_model_without_remote_code(stock_qwen2_dir, tmp_path, embed_cli):
-    """gte-Qwen2 ships auto_map code; the preset builds its bidirectional Qwen2 natively instead."""
+    """gte-Qwen2 ships auto_map code; the preset builds its bidirectional Qwen2 natively instead, with mteb's
+    gte wrapper recipe: the task's mteb instruction, each text followed by the string "<|endoftext|>"."""
     model_dir = tmp_path / "gte-Qwen2-tiny"
     shutil.copytree(stock_qwen2_dir, model_dir)
     cfg = json.loads((model_dir / "config.json").read_text())
     cfg["auto_map"] = {"AutoModel": "modeling_qwen.Qwen2Model"}
     (model_dir / "config.json").write_text(json.dumps(cfg))
-    instruction = "Given a claim, find documents that refute the claim"
+    instruction = mteb_instruction("ArguAna", "query")
+    assert instruction.startswith("Given a claim")
     q, err = embed_cli(model_dir, "ArguAna", "query", QUERIES, tmp_path)
     assert "preset: gte-qwen2" in err
     from transformers import AutoTokenizer, Qwen2Model
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
     model = Qwen2Model.from_pretrained(str(model_dir), torch_dtype=torch.float32, attn_implementation="eager").eval()
-    enc = tok(
-        [f"Instruct: {instruction}\nQuery: {t if t else 'Null'}" for t in QUERIES], padding=True, return_tensors="pt"
-    )
+    enc = tok([f"Instruct: {instruction}\nQuery: {t}<|endoftext|>" for t in QUERIES], padding=True, return_tensors="pt")
+    assert (enc["input_ids"][:, -1] == tok.convert_tokens_to_ids("<|endoftext|>")).all()  # one token, not text
     mask4d = (1.0 - enc["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
     with torch.no_grad():
         h = model(input_ids=enc["input_ids"], attention_mask=mask4d).last_hidden_state[:, -1]
@@ -183,21 +167,46 @@ def test_truncate_dim_keeps_d_dims_of_the_unit_vector(qzhou_dir, tmp_path, embed
     assert np.allclose(cut, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", [n for n in all_presets() if n != "sentence-transformers"])
-def test_every_preset_prompt_table_follows_its_rule(name):
+@pytest.mark.parametrize("name", [n for n in all_presets() if get_preset(n).prompt["rule"] == "sides"])
+def test_every_side_a_preset_instructs_gets_its_template_and_no_other_side_does(name):
+    """Every (task, side) of MTEB(eng, v2): an instructed side must carry a non-empty instruction in the template
+    (an empty one fails: dropping every prompt-type-none instruction is caught here), every other side none."""
+    import mteb
+
     preset = get_preset(name)
-    rule = make_rule(load_table("MTEB(eng, v2)"), preset.prompt)
-    template = preset.prompt["template"]
-    for task in load_table("MTEB(eng, v2)").tasks:
-        p = rule.prefixes(task)
+    if preset.prompt["instructions"] == "model_prompts":
+        pytest.skip("prompts come from a model directory (tested with MiniLM)")
+    rule = make_rule(preset.prompt)
+    head, tail = preset.prompt["template"].split("{}")
+    types = preset.prompt.get("task_types")
+    for task in mteb.get_benchmark("MTEB(eng, v2)").tasks:
+        name_, ttype = task.metadata.name, task.metadata.type
         for kind in ("query", "passage", "none"):
-            instructed = kind in preset.prompt["instruct"] or task in rule.symmetric
-            if not instructed:
-                assert p[kind] == "", (task, kind)
-            elif p[kind]:
-                head = template.split("{}")[0]
-                assert p[kind].startswith(head) and p[kind].endswith(template.split("{}")[1])
+            cell = rule.cell(name_, kind)
+            instructed = (types is None or ttype in types) and (
+                kind in preset.prompt["instruct"] or name_ in rule.symmetric
+            )
+            if instructed:
+                assert len(cell.prefix) > len(head + tail) and cell.prefix.startswith(head), (name_, kind)
+                assert cell.prefix.endswith(tail) and cell.source != "none", (name_, kind)
+            else:
+                assert cell == ("", "none"), (name_, kind)
     assert preset.source and preset.description
+
+
+def test_each_preset_states_its_empty_text_rule_and_sources():
+    """The empty-text rule is part of the recipe: only QZhou's scripts turn "" into "Null"."""
+    rules = {name: get_preset(name).empty_text for name in all_presets()}
+    assert rules.pop("qzhou") == "Null"
+    assert set(rules.values()) == {None}
+    assert get_preset("gte-qwen2").text_suffix == "<|endoftext|>"
+    assert all(get_preset(n).text_suffix == "" for n in all_presets() if n != "gte-qwen2")
+    for name in ("qwen3-embedding", "gte-qwen2", "e5-mistral", "multilingual-e5-instruct"):
+        sources = get_preset(name).sources
+        assert sources and sources["instructions"] and sources["empty_text"], name
+    assert "gte_models.py" in get_preset("gte-qwen2").source and "e5_instruct.py" in get_preset("e5-mistral").source
+    qwen3 = get_preset("qwen3-embedding").values
+    assert (qwen3["dtype"], qwen3["attn_implementation"], qwen3["max_length"]) == ("float16", "flash_attention_2", 8192)
 
 
 def test_sentence_transformers_preset_reads_the_model_config(minilm_dir):
@@ -219,8 +228,8 @@ def test_e5_mistral_preset_appends_eos_after_truncation(stock_qwen2_dir, tmp_pat
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     tok.padding_side = "left"
     model = AutoModel.from_pretrained(str(model_dir), torch_dtype=torch.float32, attn_implementation="eager").eval()
-    instruction = load_table("MTEB(eng, v2)").instructions["SCIDOCS"]
-    texts = [f"Instruct: {instruction}\nQuery: {t if t else 'Null'}" for t in QUERIES]
+    instruction = mteb_instruction("SCIDOCS", "query")  # mteb's task instruction, as its e5 wrapper uses
+    texts = [f"Instruct: {instruction}\nQuery: {t}" for t in QUERIES]
     ids = tok(texts, max_length=69, truncation=True, padding=False)["input_ids"]
     assert max(len(r) for r in tok(texts)["input_ids"]) > 69  # one query really is truncated
     batch = tok.pad({"input_ids": [row + [tok.eos_token_id] for row in ids]}, return_tensors="pt")
