@@ -111,7 +111,12 @@ def default_cache_dir(output_dir: str) -> Path:
 
 
 class TaskStore:
-    """The committed segments of one task folder: an index digest -> (segment, row) over memory-mapped vectors."""
+    """The committed segments of one task folder: an index digest -> (segment, row) over memory-mapped vectors.
+
+    Only segments this store did not write itself are served: a run computes exactly what it would compute
+    without a cache (a text mteb passes twice is encoded twice), and `texts_from_cache` counts vectors made
+    by earlier runs (a killed one, or the run an ablation starts from), never the run's own.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -165,8 +170,7 @@ class TaskStore:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         _write_atomic(self.folder / f"{name}.npy", lambda fh: np.save(fh, vectors, allow_pickle=False))
         _write_atomic(self.folder / f"{name}.idx", lambda fh: fh.write("".join(d + "\n" for d in digests).encode()))
-        self.seen.add(f"{name}.idx")
-        self._add(digests, vectors)
+        self.seen.add(f"{name}.idx")  # not served back to this run: see `TaskStore`
 
 
 def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
