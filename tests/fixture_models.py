@@ -29,7 +29,7 @@ CORPUS = [
 ]
 
 
-def build_bpe_tokenizer(vocab_size: int = 600):
+def build_bpe_tokenizer(vocab_size: int = 600, padding_side: str = "left"):
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2TokenizerFast
 
@@ -47,15 +47,21 @@ def build_bpe_tokenizer(vocab_size: int = 600):
     )
     tok.train_from_iterator(CORPUS * 20, trainer)
     return Qwen2TokenizerFast(
-        tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token=None, padding_side="left"
+        tokenizer_object=tok,
+        pad_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token=None,
+        padding_side=padding_side,
     )
 
 
-def build_qwen2(path: Path, architecture: str = "QZhouModel", seed: int = 0) -> Path:
-    """A 2-layer Qwen2 with the QZhou checkpoint's config keys (or a stock Qwen2Model's)."""
+def build_qwen2(path: Path, architecture: str = "QZhouModel", seed: int = 0, padding_side: str = "left") -> Path:
+    """A 2-layer Qwen2 with the QZhou checkpoint's config keys (or a stock Qwen2Model's).
+
+    `padding_side` is what the saved tokenizer declares (`--padding_side auto` must override it to left)."""
     from transformers import Qwen2Config, Qwen2Model
 
-    tokenizer = build_bpe_tokenizer()
+    tokenizer = build_bpe_tokenizer(padding_side=padding_side)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -122,8 +128,8 @@ def build_qwen3(path: Path, seed: int = 1) -> Path:
     return path
 
 
-def build_bert(path: Path, seed: int = 2) -> Path:
-    """A 2-layer BERT with a word-level WordPiece vocabulary of the corpus words."""
+def build_bert(path: Path, seed: int = 2, padding_side: str = "right") -> Path:
+    """A 2-layer BERT with a word-level WordPiece vocabulary of the corpus words, saved `padding_side`-padded."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     words = sorted(
@@ -132,7 +138,7 @@ def build_bert(path: Path, seed: int = 2) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "?", ":", "!", *[w for w in words if w]]
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, padding_side=padding_side)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=32,

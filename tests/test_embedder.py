@@ -5,7 +5,7 @@ import pytest
 import torch
 from reference_impl import cosines, reference_embed
 
-from qzhou_eval.embedder import Embedder, EncodeStats
+from qzhou_eval.embedder import Embedder, EncodeStats, LocalRunner, plan_reference_batches
 from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
 
 TEXTS = [
@@ -119,3 +119,123 @@ def test_default_sort_follows_token_length_longest_first(parts):
 def test_empty_input_gives_empty_float32_matrix(parts):
     out = make(parts).encode([], PREFIX)
     assert out.shape == (0, 64) and out.dtype == np.float32
+
+
+# --- bf16: pooling precision is a real choice, pinned both ways ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bf16_parts(qzhou_dir):
+    ckpt = resolve_checkpoint(str(qzhou_dir))
+    return load_model(ckpt, "bfloat16", "sdpa", "cpu", False), load_tokenizer(ckpt, "auto", False)
+
+
+def _hand_pooled(parts, texts, prefix, in_fp32: bool) -> np.ndarray:
+    """Each text alone through the same bf16 model, mean pooled and normalised by hand, in fp32 or in bf16."""
+    model, tok = parts
+    rows = []
+    for text in texts:
+        enc = tok([prefix + (text or "Null")], return_tensors="pt")
+        with torch.no_grad():
+            h = model(**enc).last_hidden_state[0]
+        h = h.float() if in_fp32 else h
+        v = h.sum(dim=0) / torch.tensor(h.shape[0])
+        rows.append((v / v.float().norm().to(v.dtype)).float().numpy() if in_fp32 else _bf16_unit(v))
+    return np.stack(rows)
+
+
+def _bf16_unit(v: torch.Tensor) -> np.ndarray:
+    return torch.nn.functional.normalize(v[None], p=2, dim=-1)[0].float().numpy()
+
+
+def test_bf16_model_is_pooled_and_normalised_in_float32_by_default(bf16_parts):
+    """Dropping the fp32 cast before pooling moves every row by bf16 rounding (~1e-3): this catches it."""
+    ours = Embedder(*bf16_parts, batch_size=1).encode(TEXTS, PREFIX)
+    fp32_pooled = _hand_pooled(bf16_parts, TEXTS, PREFIX, in_fp32=True)
+    bf16_pooled = _hand_pooled(bf16_parts, TEXTS, PREFIX, in_fp32=False)
+    assert np.abs(ours - fp32_pooled).max() < 2e-6
+    assert np.abs(bf16_pooled - fp32_pooled).max() > 1e-4  # the two really differ on this model
+
+
+def test_reference_mode_pools_and_normalises_in_the_model_dtype(bf16_parts):
+    """sort_by="reference" reproduces the reference scripts' bf16 pooling, then casts to float32."""
+    ours = Embedder(*bf16_parts, sort_by="reference").encode(TEXTS, PREFIX, batch_size=1)
+    bf16_pooled = _hand_pooled(bf16_parts, TEXTS, PREFIX, in_fp32=False)
+    assert ours.dtype == np.float32
+    assert np.array_equal(ours, bf16_pooled)
+
+
+# --- the reference's batches ----------------------------------------------------------------------------
+
+
+def test_reference_plan_chunks_per_device_then_sorts_each_chunk_by_characters():
+    lengths = [1, 5, 3, 9, 2, 8, 7]  # 7 texts, 2 devices -> chunks of ceil(7/2) = 4 in input order
+    batches = plan_reference_batches(lengths, devices=2, batch_size=3)
+    assert [list(b) for b in batches] == [[3, 1, 2], [0], [5, 6, 4]]
+    # one device: one chunk, capped at 3200 texts
+    big = plan_reference_batches([1] * 7000, devices=1, batch_size=3200)
+    assert [len(b) for b in big] == [3200, 3200, 600] and set(big[1]) == set(range(3200, 6400))
+
+
+def test_reference_mode_batches_at_the_size_it_is_given_and_sorts_empty_text_last(parts):
+    """The reference sorts raw texts (before "Null" and the prefix), so an empty text comes last."""
+    seen = []
+
+    class Recording(LocalRunner):
+        def run(self, batches, stats, on_result=None, **kw):
+            seen.extend(len(b) for b in batches)
+            seen.append([int(r[-1]) for r in batches[-1]])
+            return super().run(batches, stats, on_result, **kw)
+
+    model, tok = parts
+    runner = Recording(model, tok, pool_in_model_dtype=True)
+    emb = Embedder(model, tok, sort_by="reference", batch_size=2, runner=runner)
+    texts = ["", "abc", "a", "ab"]
+    out = emb.encode(texts, PREFIX, batch_size=3)
+    assert seen[:2] == [3, 1]  # batch_size 3 from the call, not the embedder's 2
+    assert seen[2] == [tok(PREFIX + "Null")["input_ids"][-1]]  # the lone last batch is the empty text
+    assert np.allclose(out, Embedder(model, tok).encode(texts, PREFIX), atol=1e-6)  # fp32 model: same vectors
+
+
+def test_reference_mode_refuses_a_runner_that_pools_in_float32(parts):
+    model, tok = parts
+    with pytest.raises(ValueError, match="pool_in_model_dtype"):
+        Embedder(model, tok, sort_by="reference", runner=LocalRunner(model, tok))
+
+
+# --- padding side: fixtures saved with the other side ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def right_saved_dirs(tmp_path_factory):
+    """A decoder whose tokenizer was saved right-padded, and an encoder saved left-padded."""
+    import fixture_models
+
+    root = tmp_path_factory.mktemp("sides")
+    decoder = fixture_models.build_qwen2(root / "qzhou_right", "QZhouModel", padding_side="right")
+    encoder = fixture_models.build_bert(root / "bert_left", padding_side="left")
+    return decoder, encoder
+
+
+def test_auto_padding_side_is_left_for_a_decoder_whose_tokenizer_says_right(right_saved_dirs):
+    from transformers import AutoTokenizer
+
+    decoder, _ = right_saved_dirs
+    assert AutoTokenizer.from_pretrained(str(decoder)).padding_side == "right"  # the fixture really is right
+    assert load_tokenizer(resolve_checkpoint(str(decoder)), "auto", False).padding_side == "left"
+    assert load_tokenizer(resolve_checkpoint(str(decoder)), "right", False).padding_side == "right"
+
+
+def test_auto_padding_side_keeps_an_encoders_own_side(right_saved_dirs):
+    _, encoder = right_saved_dirs
+    assert load_tokenizer(resolve_checkpoint(str(encoder)), "auto", False).padding_side == "left"
+
+
+def test_right_padding_on_a_bidirectional_decoder_gives_the_same_mean_embeddings(right_saved_dirs, parts):
+    """Mean pooling finds real tokens from the mask, so a right-padded batch embeds like a left-padded one."""
+    decoder, _ = right_saved_dirs
+    ckpt = resolve_checkpoint(str(decoder))
+    model = load_model(ckpt, "float32", "sdpa", "cpu", False)
+    right = Embedder(model, load_tokenizer(ckpt, "right", False), batch_size=4).encode(TEXTS, PREFIX)
+    left = Embedder(model, load_tokenizer(ckpt, "left", False), batch_size=4).encode(TEXTS, PREFIX)
+    assert cosines(right, left).min() > 0.99999
