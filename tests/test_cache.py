@@ -314,3 +314,25 @@ def test_kill_9_mid_task_then_rerun_takes_flushed_vectors_from_the_cache(qzhou_d
 
     _, full = evaluate(qzhou_dir, retrieval_data, tmp_path / "full", "STS12", batch_size=1, cache="off")
     assert score == pytest.approx(full, abs=1e-6)
+
+
+def test_a_late_result_of_a_failed_call_is_never_taken_by_the_next_call(qzhou_dir, parts):
+    """Worker results are keyed by (call, job): a call that stops early leaves results in flight."""
+    from qzhou_eval.loading import prepare
+    from qzhou_eval.workers import WorkerPool
+
+    config = EvalConfig(model_name_or_path=str(qzhou_dir), benchmark="MTEB(eng, v2)", dtype="float32", device="cpu")
+    config, ckpt, tok = prepare(config, quiet=True)
+    pool = WorkerPool(["cpu", "cpu"], config, str(ckpt.path), threads=1)
+    try:
+        emb = Embedder(None, tok, batch_size=2, max_padding=1.0, runner=pool)
+
+        def stop(positions, vectors):
+            raise RuntimeError("stop after the first batch (injected)")
+
+        with pytest.raises(RuntimeError, match="injected"):
+            emb.encode(TEXTS, on_batch=stop)  # 16 jobs queued, 15 results left behind
+        got = emb.encode(TEXTS[:4])
+    finally:
+        pool.close()
+    assert np.abs(got - spy(parts).encode(TEXTS[:4])).max() <= 1e-5
