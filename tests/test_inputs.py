@@ -216,3 +216,35 @@ def test_every_flag_of_every_command_has_help():
         if a.option_strings and "-h" not in a.option_strings and not (a.help or "").strip()
     ]
     assert len(parsers) >= 6 and not silent, silent
+
+
+def test_hub_model_weights_are_fetched_only_after_every_check_and_never_for_a_dry_run(qzhou_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from hub_stub import HubStub
+
+    stub = HubStub()
+    stub.add("models", "tiny-org/tiny-qzhou", "0123456789abcdef0123456789abcdef01234567", qzhou_dir)
+    url = stub.start()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0"}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_XET="1")
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "run_mteb_all_v2.py", "--model_name_or_path", "tiny-org/tiny-qzhou"]
+        argv += ["--output_dir", str(tmp_path / "out"), "--device", "cpu", *extra]
+        return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+    try:
+        bad = run("--tasks", "STS12x")
+        assert bad.returncode == 2 and not stub.requests  # a bad task name asks nothing of the hub
+        dry = run("--tasks", "STS12", "--dry_run")
+        assert dry.returncode == 0 and dry.stdout.split() == ["STS12"], dry.stderr
+        fetched = [path for _, path, _ in stub.requests if "/resolve/" in path]
+        assert any(p.endswith("config.json") for p in fetched)
+        assert not [p for p in fetched if p.endswith(".safetensors")], fetched  # configs and tokenizer only
+        assert not (tmp_path / "out").exists()
+    finally:
+        stub.stop()
