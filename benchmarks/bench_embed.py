@@ -3,8 +3,9 @@ sentence-transformers, same model, device and texts, interleaved in one run.
 
 Texts: the bundled STSBenchmark sentences (both columns) for 80 %, and for 20 % passages joined from
 3-12 of them, shuffled with a fixed seed. Each round times every method once, in turn; the fastest
-round of each method counts (the least disturbed by other load on the machine). With --json the last
-stdout line is one JSON object.
+round of each method counts (the least disturbed by other load on the machine). The embedding cache
+(qzhou_eval/cache.py) is timed cold (nothing cached: encode and write every vector) and warm (every
+vector read back). With --json the last stdout line is one JSON object.
 
     python benchmarks/bench_embed.py --model_name_or_path DIR --n_texts 2000 --dtype float32 --json
 """
@@ -15,7 +16,9 @@ import argparse
 import json
 import platform
 import random
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +28,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qzhou_eval.embedder import Embedder  # noqa: E402
+from qzhou_eval.cache import EmbeddingCache  # noqa: E402
+from qzhou_eval.embedder import Embedder, EncodeStats  # noqa: E402
 from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint, resolve_max_length  # noqa: E402
 
 STS_FILE = REPO / "data" / "hub" / "mteb" / "stsbenchmark-sts" / "test.jsonl"
@@ -107,8 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     st.max_seq_length = max_length
     if st.tokenizer.pad_token is None:
         st.tokenizer.pad_token = st.tokenizer.eos_token
+    warm_dir = Path(tempfile.mkdtemp(prefix="bench_cache_"))
+    warm = EmbeddingCache(warm_dir, {"bench": "warm"})
+    warm.encode(ours, "bench", texts, "", EncodeStats())  # filled once; every timed call reads it whole
+
+    def cache_cold(t: list[str]) -> np.ndarray:
+        """--cache on, nothing cached yet: every vector is encoded and written (a fresh folder per call)."""
+        with tempfile.TemporaryDirectory(prefix="bench_cache_") as folder:
+            return EmbeddingCache(folder, {"bench": "cold"}).encode(ours, "bench", t, "", EncodeStats())
+
     methods = {
         "ours": ours.encode,
+        "ours_cache_cold": cache_cold,
+        "ours_cache_warm": lambda t: EmbeddingCache(warm_dir, {"bench": "warm"}).encode(
+            ours, "bench", t, "", EncodeStats()
+        ),
         "reference": ref.encode,
         "st": lambda t: st.encode(
             t, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
@@ -143,11 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         "st_texts_per_s": round(speed["st"], 1),
         "ratio_vs_reference": round(speed["ours"] / speed["reference"], 3),
         "ratio_vs_sentence_transformers": round(speed["ours"] / speed["st"], 3),
+        "cache_cold_texts_per_s": round(speed["ours_cache_cold"], 1),
+        "ratio_cache_cold_vs_off": round(speed["ours_cache_cold"] / speed["ours"], 3),
+        "cache_warm_texts_per_s": round(speed["ours_cache_warm"], 1),
         "padding_fraction": round(ours_pad / ours_total, 4),
         "reference_padding_fraction": round(ref_pad / ref_total, 4),
         "min_cosine_vs_reference": float(np.round(cos.min(), 7)),
         "ours_tokens_per_s": round((ours_total - ours_pad) / min(times["ours"]), 1),
     }
+    shutil.rmtree(warm_dir, ignore_errors=True)
     width = max(map(len, report))
     for k, v in report.items():
         print(f"{k:{width}s}  {v}", file=sys.stderr if args.json else sys.stdout)

@@ -278,6 +278,9 @@ def test_benchmark_script_reports_positive_speeds(qzhou_dir):
         "st_texts_per_s",
         "ratio_vs_reference",
         "ratio_vs_sentence_transformers",
+        "cache_cold_texts_per_s",
+        "ratio_cache_cold_vs_off",
+        "cache_warm_texts_per_s",
     ):
         assert report[key] > 0, key
     assert 0 <= report["padding_fraction"] <= report["reference_padding_fraction"] < 1
