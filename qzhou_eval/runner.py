@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import tasks as task_registry
-from .cache import open_cache
+from .cache import flush_interval, open_cache
 from .config import EvalConfig
 from .data import use_local_data
 from .errors import UserError
@@ -110,6 +110,8 @@ def run(config: EvalConfig) -> RunReport:
     """
     specs = task_registry.select_specs(config.benchmark, config.tasks)
     _check_writable(config.output_dir)
+    if config.cache != "off":
+        flush_interval()  # a bad QZHOU_EVAL_CACHE_FLUSH_S stops here, before anything loads
     config, checkpoint, tokenizer = prepare(config)
     rule = prompt_rule(config, checkpoint.path)
     prefixes = {spec.name: rule.prefixes(spec.name) for spec in specs}
@@ -253,6 +255,7 @@ class Suite:
         task_settings = self.settings[name]
         entry: dict[str, Any] = {
             "prefixes": self.rule.prefixes(name),
+            "prefix_sources": self.rule.sources(name),  # table / task_metadata / fixed / model_prompts / ... / none
             "started": now(),
             "settings": task_settings,
             "fingerprint": fingerprint(task_settings),

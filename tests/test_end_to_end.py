@@ -169,6 +169,7 @@ def test_manifest_records_settings_sources_prefixes_and_inputs(runs, qzhou_dir):
     assert (
         t2["prefixes"]["query"].startswith("Instruct: Given a Chinese search query") and t2["prefixes"]["passage"] == ""
     )
+    assert t2["prefix_sources"] == {"query": "table", "passage": "none", "none": "none"}
     assert t2["inputs"]["texts"] == 6 + 24 and t2["inputs"]["empty_replaced"] == 0
     assert t2["wall_time_s"] > 0
     # the English run's manifest holds the English tasks (one folder, tasks merged across runs)
