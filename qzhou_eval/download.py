@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .data import loading_script
 from .errors import UserError
 
 MARKER = Path(".cache") / "qzhou_eval" / "complete.json"
@@ -154,6 +155,7 @@ def download(specs: list[Any], data_dir: str | None, model: str | None, model_re
     failed: dict[str, str] = {}
     fetched = skipped = 0
     models: list[str] = []
+    scripts: list[str] = []  # script-based repositories: data.py never runs their code
     bars_were_off = are_progress_bars_disabled()
     disable_progress_bars()  # one bar: huggingface_hub's per-file byte bars stay quiet
     try:
@@ -172,6 +174,8 @@ def download(specs: list[Any], data_dir: str | None, model: str | None, model_re
                         if dest is not None:
                             mark_complete(dest, repo)
                             fetched += 1
+                            if loading_script(dest) is not None:
+                                scripts.append(repo.why)
                         else:  # the hub's cache skips files it holds for the resolved commit
                             models.append(f"model {repo.repo_id}: {path}")
                     except Exception as exc:  # noqa: BLE001 - report each repository, go on with the others
@@ -183,6 +187,12 @@ def download(specs: list[Any], data_dir: str | None, model: str | None, model_re
             enable_progress_bars()
     for line in models:
         print(line, file=sys.stderr)
+    for task in scripts:
+        print(
+            f"note: {task}: its dataset repository at the pinned revision is a loading script, which "
+            "`run --data_dir` refuses to execute; that task still needs the hub or a data-file copy",
+            file=sys.stderr,
+        )
     for label, why in failed.items():
         print(f"failed: {label}: {why}", file=sys.stderr)
     where = f" into {root}" if root is not None else ""

@@ -21,6 +21,7 @@ STS12 = ("mteb/sts12-sts", "a0d554a64d88156834ff5ae9920b964011b16384")
 COVID = ("C-MTEB/CovidRetrieval", "1271c7809071a13532e05f25fb53511ffce77117")
 COVID_QRELS = ("C-MTEB/CovidRetrieval-qrels", "a9f41b7cdf24785531d12417ce0d1157ed4b39ca")
 MODEL = ("tiny-org/tiny-qzhou", "0123456789abcdef0123456789abcdef01234567")
+MTOP = ("mteb/mtop_domain", "d80d48c1eb48d3562165c59d59d0034df9fff0bf")  # a script-based repo
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -78,8 +79,10 @@ def hub(tmp_path, qzhou_dir):
     src = tmp_path / "src"
     fd.sts(src, STS12[0], n=20)
     fd.cmteb_retrieval(src, COVID[0])
+    fd.classification(src, MTOP[0], lang="en")
+    (src / MTOP[0] / "mtop_domain.py").write_text("raise SystemExit('a loading script never runs')\n")
     stub = HubStub()
-    for repo_id, sha in (STS12, COVID, COVID_QRELS):
+    for repo_id, sha in (STS12, COVID, COVID_QRELS, MTOP):
         stub.add("datasets", repo_id, sha, src / repo_id)
     stub.add("models", MODEL[0], MODEL[1], qzhou_dir)
     url = stub.start()
@@ -91,12 +94,16 @@ def test_download_then_offline_run_and_a_rerun_transfers_nothing(hub, tmp_path):
     stub, url = hub
     data = tmp_path / "data"
     env = {"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_XET": "1"}
-    args = ("download", "--tasks", "STS12", "CovidRetrieval", "--data_dir", str(data), "--model", MODEL[0])
+    tasks = ("STS12", "CovidRetrieval", "MTOPDomainClassification")
+    args = ("download", "--tasks", *tasks, "--data_dir", str(data), "--model", MODEL[0])
 
     stub.failing = {"dev.jsonl"}  # the qrels file fails: that repository stays incomplete
     first = cli(*args, env=env)
     assert first.returncode == 1, first.stderr
     assert f"failed: dataset {COVID_QRELS[0]}@{COVID_QRELS[1][:12]}" in first.stderr
+    assert "note: MTOPDomainClassification: its dataset repository at the pinned revision is a loading script" in (
+        first.stderr
+    )
     assert (data / STS12[0] / "test.jsonl").is_file() and (data / COVID[0] / MARKER).is_file()
     assert not (data / COVID_QRELS[0] / "dev.jsonl").exists() and not (data / COVID_QRELS[0] / MARKER).exists()
 
@@ -104,14 +111,14 @@ def test_download_then_offline_run_and_a_rerun_transfers_nothing(hub, tmp_path):
     before = len(stub.requests)
     second = cli(*args, env=env)
     assert second.returncode == 0, second.stderr
-    assert "1 dataset repositories fetched, 2 already complete, 0 failed" in second.stderr
+    assert "1 dataset repositories fetched, 3 already complete, 0 failed" in second.stderr
     fetched = {path for _, path, _ in stub.requests[before:] if "/resolve/" in path}
     assert fetched and all(COVID_QRELS[0] in path for path in fetched)  # only what was missing
     assert sorted(json.loads((data / COVID_QRELS[0] / MARKER).read_text())["files"]) == ["README.md", "dev.jsonl"]
 
     before = len(stub.requests)
     third = cli(*args, env=env)
-    assert third.returncode == 0 and "0 dataset repositories fetched, 3 already complete" in third.stderr
+    assert third.returncode == 0 and "0 dataset repositories fetched, 4 already complete" in third.stderr
     again = stub.requests[before:]
     assert not [r for r in again if "/resolve/" in r[1]]  # no file is transferred twice
     assert [r[1] for r in again] == [f"/api/models/{MODEL[0]}/revision/main"]  # the model's ref is checked
