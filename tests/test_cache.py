@@ -336,3 +336,15 @@ def test_a_late_result_of_a_failed_call_is_never_taken_by_the_next_call(qzhou_di
     finally:
         pool.close()
     assert np.abs(got - spy(parts).encode(TEXTS[:4])).max() <= 1e-5
+
+
+def test_two_writers_share_one_cache_folder(parts, tmp_path):
+    """Shard jobs write into one cache: segment names never collide, a later run reads both."""
+    emb = spy(parts)
+    one, two = EmbeddingCache(tmp_path, SETTINGS, flush_s=0), EmbeddingCache(tmp_path, SETTINGS, flush_s=0)
+    one.encode(emb, "T", TEXTS[:8], "", EncodeStats())
+    two.encode(emb, "T", TEXTS[8:16], "", EncodeStats())
+    assert len(list(one.task_folder("T").glob("*.idx"))) == 4  # 2 batches each, none overwritten
+    stats = EncodeStats()
+    EmbeddingCache(tmp_path, SETTINGS).encode(emb, "T", TEXTS[:16], "", stats)
+    assert stats.texts_from_cache == 16
