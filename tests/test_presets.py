@@ -92,6 +92,15 @@ def test_qwen3_preset_matches_the_model_card_recipe(qwen3_dir, tmp_path, embed_c
     assert cosines(d, hand_qwen3(qwen3_dir, DOCS)).min() >= 0.99999
 
 
+def test_qwen3_preset_instructs_unprompted_texts_from_their_rules_and_keeps_empty_texts(qwen3_dir, tmp_path, embed_cli):
+    """STS texts (mteb passes no prompt type) get their fixed STS instruction; "" stays "" (no "Null")."""
+    texts = ["A man is playing a guitar.", "", "今天天气很好"]
+    s, err = embed_cli(qwen3_dir, "STS12", "none", texts, tmp_path, "--preset", "qwen3-embedding")
+    assert "prefix 'Instruct: Retrieve semantically similar text\\nQuery:'" in err
+    expected = hand_qwen3(qwen3_dir, [f"Instruct: Retrieve semantically similar text\nQuery:{t}" for t in texts])
+    assert cosines(s, expected).min() >= 0.99999
+
+
 def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir, tmp_path, embed_cli):
     from transformers import AutoModel, AutoTokenizer
 
