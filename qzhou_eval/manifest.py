@@ -106,14 +106,15 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside `path`, so shard jobs sharing one folder do not drop each other's tasks."""
-    lock = path.parent / f".{path.name}.lock"
-    with lock.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """An exclusive lock on the folder that holds `path`, so shard jobs sharing one folder do not drop
+    each other's tasks. The lock is taken on the folder's own descriptor, so no lock file is left behind;
+    closing the descriptor releases it (also when the process dies)."""
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class Manifest:

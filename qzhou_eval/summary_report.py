@@ -1,7 +1,8 @@
 """Summary tables to files and screens: summary.csv, per_task.csv, deltas.csv, summary.md, summary.png.
 
-Each writer takes the frames built by `summary.py` and only formats them; the averaging rule is
-stated in every markdown file so a table never travels without it.
+Each writer takes the frames built by `summary.py` and only formats them; the averaging rule and
+the provenance columns are stated in every markdown file so a table never travels without them.
+Files go to `<output_dir>/summary/`, never into mteb's `<org__model>/<revision>/` folders.
 """
 
 from __future__ import annotations
@@ -11,17 +12,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .summary import points
+from .errors import UserError
+from .manifest import MANIFEST_NAME
+from .summary import KEY, points, type_columns
 
 RULE = (
     "Scores in points (round(100 * x, 2)). A task's score is the mean main_score over the (split, subset) "
     "cells the benchmark keeps; Mean(Task) averages tasks, Mean(TaskType) averages the per-type means "
-    "(mteb 1.38.30 leaderboard formulas). A missing task leaves its type mean and both means empty."
+    "(mteb 1.38.30 leaderboard formulas). A missing task leaves its type mean and both means empty. "
+    "`settings` fingerprints the embedding recipe the results' manifest records (`unknown`: no record); "
+    "`data` says where the task data came from (hub / local / unknown)."
 )
 
 
-def _label(model: str, revision: str) -> str:
-    return f"{model}@{revision[:12]}"
+def labels(df: pd.DataFrame) -> list[str]:
+    """`model@revision` per row; the settings are added where one (model, revision) has several."""
+    pairs = list(zip(df["model"], df["revision"], strict=True))
+    settings_per_pair: dict[tuple[str, str], set[str]] = {}
+    for pair, settings in zip(pairs, df["settings"], strict=True):
+        settings_per_pair.setdefault(pair, set()).add(settings)
+    return [
+        f"{m}@{r[:12]}" + (f" [{s}]" if len(settings_per_pair[(m, r)]) > 1 else "")
+        for (m, r), s in zip(pairs, df["settings"], strict=True)
+    ]
 
 
 def _fmt(x: object) -> str:
@@ -46,10 +59,21 @@ def per_task_points(per_task: pd.DataFrame) -> pd.DataFrame:
 def task_matrix(per_task: pd.DataFrame) -> pd.DataFrame:
     """Tasks as rows (grouped by type), one column per (model, revision)."""
     df = per_task_points(per_task)
-    df["column"] = [_label(m, r) for m, r in zip(df["model"], df["revision"], strict=True)]
+    df["column"] = labels(df)
     wide = df.pivot_table(index=["task_type", "task"], columns="column", values="score", dropna=False, sort=True)
     wide = wide.reindex(columns=list(dict.fromkeys(df["column"])))
     return wide.reset_index()
+
+
+def missing_tasks(per_task: pd.DataFrame) -> dict[str, list[str]]:
+    """Row label -> the benchmark's tasks it has no score for."""
+    missing = per_task[per_task["score"].isna()]
+    if missing.empty:
+        return {}
+    out: dict[str, list[str]] = {}
+    for label, task in zip(labels(missing), missing["task"], strict=True):
+        out.setdefault(label, []).append(task)
+    return out
 
 
 def render_markdown(benchmark: str, summary: pd.DataFrame, per_task: pd.DataFrame, deltas: pd.DataFrame | None) -> str:
@@ -60,19 +84,17 @@ def render_markdown(benchmark: str, summary: pd.DataFrame, per_task: pd.DataFram
         "",
         "## Overall",
         "",
-        markdown_table(summary[["model", "revision", "n_tasks", "n_missing", "mean_task", "mean_task_type"]]),
+        markdown_table(summary[[*KEY, "data", "n_tasks", "n_missing", "mean_task", "mean_task_type"]]),
     ]
-    types = [c for c in summary.columns[7:]]
-    parts += ["", "## Per task type", "", markdown_table(summary[["model", "revision", *types]])]
+    parts += ["", "## Per task type", "", markdown_table(summary[[*KEY, *type_columns(summary)]])]
     parts += ["", "## Per task", "", markdown_table(task_matrix(per_task))]
-    missing = per_task[per_task["score"].isna()]
-    if len(missing):
+    missing = missing_tasks(per_task)
+    if missing:
         parts += ["", "## Missing tasks", ""]
-        for (model, revision), group in missing.groupby(["model", "revision"], sort=False):
-            parts.append(f"- {_label(model, revision)}: {', '.join(group['task'])}")
+        parts += [f"- {label}: {', '.join(tasks)}" for label, tasks in missing.items()]
     if deltas is not None and len(deltas):
         parts += ["", f"## Deltas to {deltas['reference'].iloc[0]} (run - published, points)", ""]
-        parts.append(markdown_table(deltas[["model", "revision", "item", "task_type", "run", "published", "delta"]]))
+        parts.append(markdown_table(deltas[[*KEY, "item", "task_type", "run", "published", "delta"]]))
     return "\n".join(parts) + "\n"
 
 
@@ -81,10 +103,13 @@ def render_console(summary: pd.DataFrame, per_task: pd.DataFrame, deltas: pd.Dat
     two = {"na_rep": "", "float_format": lambda v: f"{v:.2f}", "index": False}
     scored = per_task_points(per_task.dropna(subset=["score"]))
     text = scored[["task", "task_type", "score"]].to_string(**two) + "\n\n" if len(scored) else ""
-    cols = ["model", "revision", "n_tasks", "n_missing", "mean_task", "mean_task_type", *summary.columns[7:]]
+    cols = [*KEY, "data", "n_tasks", "n_missing", "mean_task", "mean_task_type", *type_columns(summary)]
     df = summary[cols].copy()
     df["revision"] = df["revision"].str[:12]
     text += df.to_string(**two)
+    for label, tasks in missing_tasks(per_task).items():
+        shown = ", ".join(tasks[:10]) + (f" and {len(tasks) - 10} more (see summary.md)" if len(tasks) > 10 else "")
+        text += f"\nmissing for {label}: {shown}"
     if deltas is not None and len(deltas):
         shown = deltas[deltas[["run", "published"]].notna().any(axis=1)]
         shown = shown[["item", "run", "published", "delta"]].to_string(**two)
@@ -99,18 +124,18 @@ def plot(summary: pd.DataFrame, benchmark: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = ["mean_task", "mean_task_type", *summary.columns[7:]]
+    groups = ["mean_task", "mean_task_type", *type_columns(summary)]
     n = len(summary)
     width = 0.8 / max(n, 1)
     fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(groups) + 0.3 * n), 4.8))
     x = np.arange(len(groups))
-    for i, row in enumerate(summary.itertuples(index=False)):
-        values = np.array([getattr(row, g) for g in groups], dtype=float)
+    for i, (label, (_, row)) in enumerate(zip(labels(summary), summary.iterrows(), strict=True)):
+        values = np.array([row[g] for g in groups], dtype=float)
         bars = ax.bar(
             x + (i - (n - 1) / 2) * width,
             np.nan_to_num(values),
             width,
-            label=_label(row.model, row.revision),
+            label=label,
             hatch="//" if np.isnan(values).any() else None,
         )
         for bar, v in zip(bars, values, strict=True):
@@ -132,27 +157,72 @@ def plot(summary: pd.DataFrame, benchmark: str, path: Path) -> None:
     plt.close(fig)
 
 
+def _is_revision_folder(path: Path) -> bool:
+    """mteb's `<org__model>/<revision>/` folder: it holds model_meta.json or our manifest."""
+    return (path / "model_meta.json").is_file() or (path / MANIFEST_NAME).is_file()
+
+
+def summary_folder(results_dirs: list[str], output_dir: str | None) -> Path:
+    """`<output_dir>/summary/`; by default the first results dir, or the tree root above it when it is
+    a revision folder itself (as after a run). Never inside a revision folder."""
+    if output_dir is not None:
+        base = Path(output_dir)
+        if _is_revision_folder(base) or _is_revision_folder(base.parent):
+            raise UserError(
+                f"--output_dir {output_dir} is inside a model's result folder; pick the tree root or another"
+            )
+        return base / "summary"
+    first = Path(results_dirs[0])
+    return (first.parent.parent if _is_revision_folder(first) else first) / "summary"
+
+
 def summarize(
     results_dirs: list[str],
     benchmark: str,
     references: list[str] | None = None,
     output_dir: str | None = None,
-    duplicates: str = "validation",
+    duplicates: str = "last",
     max_delta: float | None = None,
+    allow_mixed: bool = False,
+    reference_model: str | None = None,
 ) -> tuple[str, list[str]]:
-    """Read trees, compute, write every file; returns the console text and the tasks over max_delta."""
-    from .errors import UserError
+    """Read trees, check provenance, compute, write every file; returns the console text and the tasks
+    (or means) whose |delta| exceeds `max_delta`."""
     from .reference import resolve_reference
-    from .summary import delta_table, load_published, load_tree, summary_table, task_scores
+    from .summary import (
+        canonical_benchmark,
+        delta_table,
+        duplicate_rule,
+        load_published,
+        load_tree,
+        merge_cells,
+        select_reference,
+        summary_table,
+        task_scores,
+    )
 
-    cells = pd.concat([load_tree(d) for d in results_dirs], ignore_index=True)
+    duplicates = duplicate_rule(duplicates)
+    if max_delta is not None and (not references or not max_delta >= 0):
+        raise UserError("--max_delta needs --reference and a value >= 0")
+    for d in results_dirs:
+        if not Path(d).is_dir():
+            raise UserError(f"results directory does not exist: {d}")
+    out = summary_folder(results_dirs, output_dir)
+    ref_paths = [resolve_reference(ref) for ref in references or []]
+    benchmark = canonical_benchmark(benchmark)
+
+    cells = merge_cells(pd.concat([load_tree(d) for d in results_dirs], ignore_index=True), allow_mixed)
     per_task = task_scores(cells, benchmark, duplicates)
-    if per_task.empty or not cells["task"].isin(set(per_task["task"])).any():
+    if per_task.empty:
         raise UserError(f"no {benchmark} results found under {', '.join(results_dirs)}")
     summary = summary_table(per_task, benchmark)
     ref_frames, delta_frames = [], []
-    for ref in references or []:
-        ref_tasks = task_scores(load_published(resolve_reference(ref)), benchmark, duplicates)
+    for path in ref_paths:
+        ref_cells = select_reference(load_published(path), str(path), reference_model)
+        hint = f"The reference {path} must hold one model's results made with one set of settings."
+        ref_tasks = task_scores(merge_cells(ref_cells, hint=hint), benchmark, duplicates)
+        if ref_tasks.empty:
+            raise UserError(f"reference {path} holds no {benchmark} results")
         ref_summary = summary_table(ref_tasks, benchmark)
         delta_frames.append(delta_table(per_task, ref_tasks, summary, ref_summary))
         ref_tasks["model"] = ref_tasks["model"] + " (published)"
@@ -162,19 +232,22 @@ def summarize(
     all_tasks = pd.concat([per_task, *(t for t, _ in ref_frames)], ignore_index=True)
     all_summary = pd.concat([summary, *(s for _, s in ref_frames)], ignore_index=True)
 
-    out = Path(output_dir or results_dirs[0])
-    out.mkdir(parents=True, exist_ok=True)
-    all_summary.to_csv(out / "summary.csv", index=False, float_format="%.2f")
-    per_task_points(all_tasks).to_csv(out / "per_task.csv", index=False, float_format="%.2f")
-    if deltas is not None:
-        deltas.to_csv(out / "deltas.csv", index=False, float_format="%.2f")
-    (out / "summary.md").write_text(render_markdown(benchmark, all_summary, all_tasks, deltas), encoding="utf-8")
-    plot(all_summary, benchmark, out / "summary.png")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        all_summary.to_csv(out / "summary.csv", index=False, float_format="%.2f")
+        per_task_points(all_tasks).to_csv(out / "per_task.csv", index=False, float_format="%.2f")
+        if deltas is not None:
+            deltas.to_csv(out / "deltas.csv", index=False, float_format="%.2f")
+        else:
+            (out / "deltas.csv").unlink(missing_ok=True)  # an earlier summary's deltas would mislead
+        (out / "summary.md").write_text(render_markdown(benchmark, all_summary, all_tasks, deltas), encoding="utf-8")
+        plot(all_summary, benchmark, out / "summary.png")
+    except OSError as exc:
+        raise UserError(f"cannot write the summary to {out}: {exc.strerror or exc}") from None
 
     exceeded: list[str] = []
     if max_delta is not None and deltas is not None:
         over = deltas[deltas["delta"].abs() > max_delta]
         exceeded = list(dict.fromkeys(over["item"]))
-    return render_console(
-        summary, per_task, deltas
-    ) + f"\n\nwritten: {out}/summary.(csv|md|png), per_task.csv", exceeded
+    written = f"written: {out}/summary.(csv|md|png), per_task.csv" + (", deltas.csv" if deltas is not None else "")
+    return render_console(summary, per_task, deltas) + "\n\n" + written, exceeded

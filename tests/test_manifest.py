@@ -1,0 +1,41 @@
+"""The manifest's folder lock: concurrent shard jobs merge their task entries, and no lock file is left."""
+
+import json
+import multiprocessing as mp
+import time
+
+from qzhou_eval.manifest import MANIFEST_NAME, Manifest, _locked
+
+
+def record_tasks(folder, job, n, ready=None):
+    manifest = Manifest(folder / MANIFEST_NAME, {"job": job})
+    if ready is not None:
+        ready.set()
+    for i in range(n):
+        manifest.record_task(f"job{job}-task{i}", {"status": "done"})
+
+
+def test_concurrent_jobs_keep_every_task_and_leave_no_lock_file(tmp_path):
+    ctx = mp.get_context("fork")
+    jobs = [ctx.Process(target=record_tasks, args=(tmp_path, job, 15)) for job in range(4)]
+    for p in jobs:
+        p.start()
+    for p in jobs:
+        p.join(60)
+        assert p.exitcode == 0
+    tasks = json.loads((tmp_path / MANIFEST_NAME).read_text())["tasks"]
+    assert set(tasks) == {f"job{j}-task{i}" for j in range(4) for i in range(15)}
+    assert [p.name for p in tmp_path.iterdir()] == [MANIFEST_NAME]
+
+
+def test_a_save_waits_while_another_job_holds_the_folder_lock(tmp_path):
+    ctx = mp.get_context("spawn")  # a forked child would inherit the held lock's descriptor
+    ready = ctx.Event()
+    with _locked(tmp_path / MANIFEST_NAME):
+        job = ctx.Process(target=record_tasks, args=(tmp_path, 1, 1, ready))
+        job.start()
+        assert ready.wait(60)  # the job is about to save
+        time.sleep(1.0)
+        assert job.is_alive() and not (tmp_path / MANIFEST_NAME).exists()
+    job.join(30)
+    assert job.exitcode == 0 and "job1-task0" in json.loads((tmp_path / MANIFEST_NAME).read_text())["tasks"]
