@@ -100,6 +100,9 @@ def test_download_then_offline_run_and_a_rerun_transfers_nothing(hub, tmp_path):
     stub.failing = {"dev.jsonl"}  # the qrels file fails: that repository stays incomplete
     first = cli(*args, env=env)
     assert first.returncode == 1, first.stderr
+    assert (
+        "download:" in first.stderr and "Fetching" not in first.stderr and "test.jsonl" not in first.stderr
+    )  # one bar
     assert f"failed: dataset {COVID_QRELS[0]}@{COVID_QRELS[1][:12]}" in first.stderr
     assert "note: MTOPDomainClassification: its dataset repository at the pinned revision is a loading script" in (
         first.stderr
