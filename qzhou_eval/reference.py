@@ -38,3 +38,14 @@ def resolve_reference(name_or_path: str) -> Path:
         return bundled
     known = ", ".join([*ALIASES, *sorted(p.stem for p in REFERENCE_DIR.glob("*.json"))])
     raise UserError(f"reference not found: {name_or_path} (a file, a result tree, or one of: {known})")
+
+
+def check_reference(name_or_path: str, model: str | None = None) -> Path:
+    """`resolve_reference`, plus the check a table needs: a reference holding several models (or
+    revisions) must name one (`NAME` or `NAME@REVISION`). Cheap (no mteb import), so a run can call it
+    before any model loads instead of failing at its end."""
+    from .summary import load_published, select_reference
+
+    path = resolve_reference(name_or_path)
+    select_reference(load_published(path), str(path), model)
+    return path

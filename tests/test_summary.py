@@ -481,6 +481,13 @@ def test_a_multi_model_reference_tree_needs_reference_model(tmp_path, capsys):
     assert main([*args, "--reference_model", "org/b"]) == 0
     deltas = pd.read_csv(tmp_path / "run" / "summary" / "deltas.csv").set_index("item")
     assert set(deltas["reference"]) == {"org/b@r9"} and deltas.loc["STS12", "delta"] == -10.0
+    # the same check, callable before a run loads its model
+    from qzhou_eval.errors import UserError
+    from qzhou_eval.reference import check_reference
+
+    with pytest.raises(UserError, match="holds several models"):
+        check_reference(str(tmp_path / "ref"))
+    assert check_reference(str(tmp_path / "ref"), "org/a@r1") == tmp_path / "ref"
 
 
 def test_unknown_benchmark_names_the_close_match(tmp_path, capsys):
