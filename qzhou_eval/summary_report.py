@@ -190,6 +190,7 @@ def summarize(
     (or means) whose |delta| exceeds `max_delta`."""
     from .reference import resolve_reference
     from .summary import (
+        benchmark_cells,
         canonical_benchmark,
         delta_table,
         duplicate_rule,
@@ -211,14 +212,20 @@ def summarize(
     ref_paths = [resolve_reference(ref) for ref in references or []]
     benchmark = canonical_benchmark(benchmark)
 
-    cells = merge_cells(pd.concat([load_tree(d) for d in results_dirs], ignore_index=True), allow_mixed)
+    tasks = set(benchmark_cells(benchmark, duplicates)["task"])
+
+    def of_benchmark(cells: pd.DataFrame) -> pd.DataFrame:
+        """Only the benchmark's tasks take part: other results in the same folders never block a table."""
+        return cells[cells["task"].isin(tasks)]
+
+    cells = merge_cells(of_benchmark(pd.concat([load_tree(d) for d in results_dirs], ignore_index=True)), allow_mixed)
     per_task = task_scores(cells, benchmark, duplicates)
     if per_task.empty:
         raise UserError(f"no {benchmark} results found under {', '.join(results_dirs)}")
     summary = summary_table(per_task, benchmark)
     ref_frames, delta_frames = [], []
     for path in ref_paths:
-        ref_cells = select_reference(load_published(path), str(path), reference_model)
+        ref_cells = select_reference(of_benchmark(load_published(path)), str(path), reference_model)
         hint = f"The reference {path} must hold one model's results made with one set of settings."
         ref_tasks = task_scores(merge_cells(ref_cells, hint=hint), benchmark, duplicates)
         if ref_tasks.empty:

@@ -391,6 +391,21 @@ def test_results_without_a_manifest_record_are_unknown_and_do_not_mix_with_known
     assert "provenance (no manifest record for some results)" in capsys.readouterr().err
 
 
+def test_other_benchmarks_results_in_the_same_folder_do_not_block_a_table(tmp_path):
+    eng_tree(tmp_path)
+    write_result(tmp_path, "org/a", "r1", "TNews", {"validation": {"default": 0.5}})
+    folder = write_manifest(tmp_path, "org/a", "r1", SETTINGS)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest["tasks"]["TNews"]["settings"]["batch_size"] = 16  # C-MTEB run with another batch size
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert main(summarize_args(tmp_path)) == 0
+    row = pd.read_csv(tmp_path / "summary" / "summary.csv").iloc[0]
+    assert (row.settings, row.n_tasks) == (fingerprint(SETTINGS), 41)
+    assert main(summarize_args(tmp_path, bench=CMN)) == 0
+    row = pd.read_csv(tmp_path / "summary" / "summary.csv").iloc[0]
+    assert (row.settings, row.n_tasks) == (fingerprint({**SETTINGS, "batch_size": 16}), 1)
+
+
 def test_a_manifest_record_that_does_not_match_its_file_is_not_trusted(tmp_path):
     """A kill between writing a result and updating the manifest leaves an older record beside a newer file."""
     eng_tree(tmp_path)
