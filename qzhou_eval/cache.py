@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from .embedder import EncodeStats
 from .errors import UserError
 from .manifest import package_versions, publish, write_json_atomic
@@ -73,6 +74,7 @@ def embedding_settings(config: Any, resolved: dict[str, Any]) -> dict[str, Any]:
     devices = resolved.get("devices") or list(getattr(config, "devices", ()) or (config.device,))
     return {
         "format": FORMAT,
+        "harness": __version__,  # a release that changes how vectors are computed bumps it
         "model": resolved["model"],
         "revision": resolved["revision"],
         "model_class": resolved.get("model_class"),
