@@ -48,7 +48,7 @@ def command(model, data, out, *extra, tasks=TASKS):
 
 
 def folder_of(out):
-    (model_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    (model_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name not in ("summary", "embedding_cache")]
     (rev,) = [p for p in model_dir.iterdir() if p.is_dir()]
     return rev
 
