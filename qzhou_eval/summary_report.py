@@ -7,13 +7,17 @@ Files go to `<output_dir>/summary/`, never into mteb's `<org__model>/<revision>/
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .manifest import MANIFEST_NAME
+from .manifest import MANIFEST_NAME, publish
 from .summary import KEY, points, type_columns
 
 RULE = (
@@ -153,8 +157,22 @@ def plot(summary: pd.DataFrame, benchmark: str, path: Path) -> None:
     ax.set_title(f"{benchmark}: per task type")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=min(n, 2))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temp file beside `path`, renamed into place when the block succeeds: shard jobs that finish
+    together and summarize into one folder never leave a half-written table."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _is_revision_folder(path: Path) -> bool:
@@ -241,14 +259,19 @@ def summarize(
 
     try:
         out.mkdir(parents=True, exist_ok=True)
-        all_summary.to_csv(out / "summary.csv", index=False, float_format="%.2f")
-        per_task_points(all_tasks).to_csv(out / "per_task.csv", index=False, float_format="%.2f")
+        with _atomic(out / "summary.csv") as tmp:
+            all_summary.to_csv(tmp, index=False, float_format="%.2f")
+        with _atomic(out / "per_task.csv") as tmp:
+            per_task_points(all_tasks).to_csv(tmp, index=False, float_format="%.2f")
         if deltas is not None:
-            deltas.to_csv(out / "deltas.csv", index=False, float_format="%.2f")
+            with _atomic(out / "deltas.csv") as tmp:
+                deltas.to_csv(tmp, index=False, float_format="%.2f")
         else:
             (out / "deltas.csv").unlink(missing_ok=True)  # an earlier summary's deltas would mislead
-        (out / "summary.md").write_text(render_markdown(benchmark, all_summary, all_tasks, deltas), encoding="utf-8")
-        plot(all_summary, benchmark, out / "summary.png")
+        with _atomic(out / "summary.md") as tmp:
+            tmp.write_text(render_markdown(benchmark, all_summary, all_tasks, deltas), encoding="utf-8")
+        with _atomic(out / "summary.png") as tmp:
+            plot(all_summary, benchmark, tmp)
     except OSError as exc:
         raise UserError(f"cannot write the summary to {out}: {exc.strerror or exc}") from None
 

@@ -241,6 +241,8 @@ def test_plot_is_a_real_png_with_one_group_per_model(tmp_path):
     assert main(["summarize", "--results_dir", str(tmp_path), "--benchmark", ENG]) == 0
     png = (tmp_path / "summary" / "summary.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    written = sorted(p.name for p in (tmp_path / "summary").iterdir())
+    assert written == ["per_task.csv", "summary.csv", "summary.md", "summary.png"]  # no temp files left
 
 
 def test_no_results_is_a_user_error(tmp_path, capsys):
