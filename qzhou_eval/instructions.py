@@ -151,6 +151,17 @@ def task_type(task: str) -> str:
     return _task(task).metadata.type
 
 
+def st_prompt_names(task: str, kind: str) -> list[str]:
+    """The prompt names a sentence-transformers model's prompts are searched for, first found wins: mteb
+    1.38.30 `Wrapper.get_prompt_name` (task-side, task, task type-side, task type, side; without a prompt
+    type only task and task type), then "document" for passages, sentence-transformers' usual name for them
+    (mteb 1.38.30 itself would drop every prompt of a model whose prompts use a name it does not know)."""
+    ttype = task_type(task)
+    if kind == "none":
+        return [task, ttype]
+    return [f"{task}-{kind}", task, f"{ttype}-{kind}", ttype, kind] + (["document"] if kind == "passage" else [])
+
+
 def sides_called(task: str) -> tuple[str, ...]:
     """The prompt types mteb 1.38.30 encodes this task's texts with."""
     return ("query", "passage") if task_type(task) in PROMPTED_TYPES else ("none",)
@@ -223,8 +234,8 @@ class PromptRule:
         return Cell(self.template.format(instruction), source)
 
     def _sides_cell(self, task: str, kind: str) -> Cell:
-        if self.source == "model_prompts":  # sentence-transformers: by task name, else by prompt type
-            names = [task, kind] + (["document"] if kind == "passage" else [])
+        if self.source == "model_prompts":  # sentence-transformers: its config's prompts, in mteb's order
+            names = st_prompt_names(task, kind)
             found = next((self.model_prompts[n] for n in names if n in self.model_prompts), "")
             return Cell(found, "model_prompts" if found else "none")
         if self.task_types is not None and task_type(task) not in self.task_types:

@@ -226,3 +226,39 @@ def test_transformer_weights_missing_a_layer_are_an_error(cls_dense_dir, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error:") and "layer.1." in err and "missing" in err
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_config_prompts_are_picked_in_mtebs_order(bert_dir, tmp_path, capsys):
+    """mteb 1.38.30 Wrapper.get_prompt_name: task-side, task, type-side, type, side; "document" for passages last."""
+    prompts = {
+        "SciFact-query": "sf-q: ",
+        "Retrieval-query": "ret-q: ",
+        "Retrieval": "ret: ",
+        "STS": "sts: ",
+        "STS22": "sts22: ",
+        "query": "q: ",
+        "document": "d: ",
+    }
+    model = save_st(tmp_path / "prompted", bert_dir, models.Normalize(), pooling="mean", prompts=prompts)
+    argv = ["prompts", "--model_name_or_path", str(model), "--preset", "sentence-transformers", "--format", "json"]
+    assert main([*argv, "--tasks", "SciFact", "NFCorpus", "STSBenchmark", "STS22", "Banking77Classification"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["SciFact"]["query"] == "sf-q: " and got["SciFact"]["passage"] == "ret: "
+    assert got["NFCorpus"]["query"] == "ret-q: " and got["NFCorpus"]["passage"] == "ret: "
+    assert got["STSBenchmark"]["none"] == "sts: " and got["STS22"]["none"] == "sts22: "
+    assert got["Banking77Classification"]["none"] == ""  # no prompt type: only task and task type are looked up
+    assert got["Banking77Classification"]["passage"] == "d: "
+    # mteb's own function on the prompts it accepts (it would drop a dict holding "document")
+    from mteb.encoder_interface import PromptType
+    from mteb.models.wrapper import Wrapper
+
+    accepted = {k: v for k, v in prompts.items() if k != "document"}
+    Wrapper.validate_task_to_prompt_name(accepted)
+    model2 = save_st(tmp_path / "prompted2", bert_dir, models.Normalize(), pooling="mean", prompts=accepted)
+    tasks = ["SciFact", "NFCorpus", "STSBenchmark", "STS22", "Banking77Classification", "SprintDuplicateQuestions"]
+    assert main(["prompts", "--model_name_or_path", str(model2), "--format", "json", "--tasks", *tasks]) == 0
+    got = json.loads(capsys.readouterr().out)
+    for task in tasks:
+        for kind, prompt_type in (("query", PromptType.query), ("passage", PromptType.passage), ("none", None)):
+            name = Wrapper.get_prompt_name(accepted, task, prompt_type)
+            assert got[task][kind] == (accepted[name] if name else ""), (task, kind)
