@@ -300,7 +300,8 @@ def load_modules(plan: StPlan, dtype: str, attn_implementation: str, trust_remot
 
 
 class SentenceTransformerModules(torch.nn.ModuleList):
-    """The module chain, in modules.json order (its class name is what the manifest records as the model)."""
+    """The module chain, in modules.json order: `runner.model`, whose class name the manifest and the
+    embedding cache record as the model class (in one process and in workers alike)."""
 
 
 class SentenceTransformerRunner(LocalRunner):
@@ -329,8 +330,6 @@ class SentenceTransformerRunner(LocalRunner):
         self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
         self.max_rows = None
         self.prompt_length: int | None = None  # set for one `run` call when a prompt was prepended
-        self.n_parameters = sum(p.numel() for p in self.model.parameters())
-        self.model_class = "SentenceTransformer[" + ", ".join(plan.describe()) + "]"
 
     @staticmethod
     def _sentence_dim(modules: list[Any]) -> int:
