@@ -129,7 +129,7 @@ class TaskStore:
         self.refresh()
 
     def refresh(self) -> None:
-        """Pick up segments written since the last look (by this process or a shard job beside it)."""
+        """Pick up segments written since the last look by other processes (a shard job beside this one)."""
         if not self.folder.is_dir():
             return
         for idx in sorted(self.folder.glob("*.idx")):
