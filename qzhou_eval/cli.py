@@ -101,7 +101,7 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
         help="tokens (default): batches of similar token length, least padding; chars: the whole call sorted by "
         "characters, fixed --batch_size; reference: the reference scripts' batches (chunks of <= 3200 texts per "
         "device, character sort within each, mteb's batch size, 128 on the two benchmarks), pooled and normalised "
-        "in the model dtype. They differ by float noise only: README 'Batching' has the measured scores",
+        "in the model dtype. They differ by float noise only: README 'Batching noise floor' has the measured scores",
     )
     p.add_argument(
         "--max_padding",
