@@ -242,10 +242,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.reference and not args.benchmark:
         raise UserError("--reference compares leaderboard tables, which need a --benchmark")
     if args.reference:
-        from .reference import resolve_reference
+        from .reference import check_reference
 
         for ref in args.reference:  # before anything runs, not after hours of evaluation
-            resolve_reference(ref)
+            check_reference(ref)
     config = EvalConfig(
         benchmark=args.benchmark,
         tasks=parse_task_list(args.tasks),

@@ -182,7 +182,8 @@ def _is_revision_folder(path: Path) -> bool:
 
 def summary_folder(results_dirs: list[str], output_dir: str | None) -> Path:
     """`<output_dir>/summary/`; by default the first results dir, or the tree root above it when it is
-    a revision folder itself (as after a run). Never inside a revision folder."""
+    a revision folder itself (as after a run), or `./summary/` when that tree is read-only (its mode bits:
+    root may write anyway, and must not). Never inside a revision folder."""
     if output_dir is not None:
         base = Path(output_dir)
         if _is_revision_folder(base) or _is_revision_folder(base.parent):
@@ -191,7 +192,10 @@ def summary_folder(results_dirs: list[str], output_dir: str | None) -> Path:
             )
         return base / "summary"
     first = Path(results_dirs[0])
-    return (first.parent.parent if _is_revision_folder(first) else first) / "summary"
+    root = first.parent.parent if _is_revision_folder(first) else first
+    if not root.stat().st_mode & 0o222:  # a read-only tree (published scores, shared data): leave it as it is
+        return Path("summary")
+    return root / "summary"
 
 
 def summarize(
