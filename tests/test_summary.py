@@ -542,3 +542,20 @@ def test_benchmark_snapshot_equals_mteb_for_every_benchmark():
     assert list(snap["benchmarks"]) == names and snap["previous_names"] == previous
     for name in names:
         assert snap["benchmarks"][name] == listing_from_mteb(name), name
+
+
+def test_a_read_only_tree_is_left_untouched_and_the_summary_goes_to_the_working_folder(tmp_path, monkeypatch, capsys):
+    tree = tmp_path / "published"
+    eng_tree(tree)
+    before = sorted(p.relative_to(tree) for p in tree.rglob("*"))
+    tree.chmod(0o555)
+    monkeypatch.chdir(tmp_path / "..")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    try:
+        assert main(summarize_args(tree)) == 0
+    finally:
+        tree.chmod(0o755)
+    assert sorted(p.relative_to(tree) for p in tree.rglob("*")) == before
+    assert (work / "summary" / "summary.csv").is_file()
