@@ -145,7 +145,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--cache",
         default="task",
         choices=["task", "keep", "off"],
-        help="embedding cache: vectors saved while encoding (at least every 60 s), so a killed task resumes "
+        help="embedding cache: vectors saved while encoding (after the first batch to finish 60 s or more after "
+        "the last save, and at the end of each encode call), so a killed task resumes "
         "where it stopped; task (default): a task's vectors are deleted once its result is written; keep: kept, "
         "so a rerun that changes only the instruction re-encodes only texts whose input changed; off: none",
     )
