@@ -249,7 +249,12 @@ class EmbeddingCache:
         store = self.store(task)
         store.refresh()
         inputs, _ = embedder.model_inputs(texts, prefix)
-        context = json.dumps(kwargs, sort_keys=True) + "\0" if kwargs else ""
+        keyed = dict(kwargs)
+        if getattr(embedder, "prompt_length", None) is not None and prefix:
+            # a Pooling that leaves the prompt out: the vector depends on where the prompt ends, not only on
+            # the whole string (st_pipeline.py)
+            keyed["prompt_tokens"] = embedder.prompt_length(prefix)
+        context = json.dumps(keyed, sort_keys=True) + "\0" if keyed else ""
         digests = [input_digest(context + s) for s in inputs]
         found = store.lookup(digests, embedder.dim)
         if getattr(embedder, "sort_by", None) == "reference" and len(found) < len(texts):
