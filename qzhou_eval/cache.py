@@ -19,11 +19,13 @@ No pickle anywhere: `.npy` is loaded with `allow_pickle=False`, the index is pla
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -108,6 +110,10 @@ def flush_interval() -> float:
     return value
 
 
+KEEP_SUFFIX = "-keep"  # a segment written by a --cache keep run
+MMAP_ABOVE = 64 << 20  # segments larger than this are memory-mapped, smaller ones read whole
+
+
 def default_cache_dir(output_dir: str) -> Path:
     return Path(output_dir) / CACHE_FOLDER
 
@@ -120,8 +126,10 @@ class TaskStore:
     by earlier runs (a killed one, or the run an ablation starts from), never the run's own.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, keep: bool = False) -> None:
         self.folder = folder
+        self.keep = keep  # segments of a --cache keep run are named so and outlive --cache task runs
+        self.write_error: str | None = None  # after a failed write (disk full, read-only): no more writes
         self.index: dict[str, tuple[int, int]] = {}
         self.segments: list[np.ndarray] = []
         self.seen: set[str] = set()
@@ -138,10 +146,18 @@ class TaskStore:
                 self._load(idx)
 
     def _load(self, idx: Path) -> None:
+        npy = idx.with_suffix(".npy")
         try:
             digests = idx.read_text(encoding="ascii").split()
-            vectors = np.load(idx.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, UnicodeDecodeError, EOFError):
+            # small segments are read whole (an open memory map costs a file descriptor each); large ones mapped
+            mmap = "r" if npy.stat().st_size > MMAP_ABOVE else None
+            vectors = np.load(npy, mmap_mode=mmap, allow_pickle=False)
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+                raise  # out of resources is not a torn segment: never serve a partial view silently
+            self.ignored.append(idx.stem)
+            return
+        except (ValueError, UnicodeDecodeError, EOFError):
             self.ignored.append(idx.stem)
             return
         ok = vectors.dtype == np.float32 and vectors.ndim == 2 and len(vectors) == len(digests)
@@ -166,12 +182,30 @@ class TaskStore:
         return found
 
     def append(self, digests: list[str], vectors: np.ndarray) -> None:
-        """Write one segment (vectors first, index last, each under a temp name, then renamed)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        """Write one segment (vectors first, index last, each under a temp name, then renamed).
+
+        A failed write (disk full, quota, a read-only shared cache) is said once and ends writing for this
+        task; the vectors already computed still go to mteb: a cache must never fail an evaluation."""
+        if self.write_error is not None:
+            return
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}" + (KEEP_SUFFIX if self.keep else "")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        _write_atomic(self.folder / f"{name}.npy", lambda fh: np.save(fh, vectors, allow_pickle=False))
-        _write_atomic(self.folder / f"{name}.idx", lambda fh: fh.write("".join(d + "\n" for d in digests).encode()))
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self.folder / f"{name}.npy", lambda fh: np.save(fh, vectors, allow_pickle=False))
+            idx_text = "".join(d + "\n" for d in digests).encode()
+            _write_atomic(self.folder / f"{name}.idx", lambda fh: fh.write(idx_text))
+        except OSError as exc:
+            self.write_error = f"{type(exc).__name__}: {exc}"
+            try:
+                (self.folder / f"{name}.npy").unlink(missing_ok=True)  # no index points to it: harmless if left
+            except OSError:
+                pass
+            print(
+                f"warning: embedding cache write failed ({self.write_error}); this task goes on without saving vectors",
+                file=sys.stderr,
+            )
+            return
         self.seen.add(f"{name}.idx")  # not served back to this run: see `TaskStore`
 
 
@@ -214,8 +248,17 @@ class _Pending:
 class EmbeddingCache:
     """The vectors of one settings key: look up before encoding, save while encoding, drop per task."""
 
-    def __init__(self, root: str | Path, settings: dict[str, Any], flush_s: float | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        settings: dict[str, Any],
+        flush_s: float | None = None,
+        keep: bool = False,
+        remove_root: bool = False,
+    ) -> None:
         self.root = Path(root)
+        self.keep = keep
+        self.remove_root = remove_root  # the default <output_dir>/embedding_cache, never a --cache_dir
         self.settings = settings
         self.key = settings_key(settings)
         self.folder = self.root / self.key
@@ -232,7 +275,7 @@ class EmbeddingCache:
         if task not in self.stores:
             if not (self.folder / "settings.json").exists():
                 write_json_atomic(self.folder / "settings.json", {"key": self.key, "settings": self.settings})
-            self.stores[task] = TaskStore(self.task_folder(task))
+            self.stores[task] = TaskStore(self.task_folder(task), keep=self.keep)
         return self.stores[task]
 
     def encode(
@@ -289,16 +332,25 @@ class EmbeddingCache:
         )
 
     def drop_task(self, task: str) -> None:
-        """Delete a task's vectors (its result file is written); empty folders go too."""
+        """Delete a task's vectors once its result file is written (--cache task): the segments of task-mode
+        runs (this one's, and a killed one's it resumed from), never those a --cache keep run kept. Folders
+        left empty go too, except a --cache_dir the user named."""
         self.stores.pop(task, None)
-        shutil.rmtree(self.task_folder(task), ignore_errors=True)
-        if self.folder.is_dir() and [p.name for p in self.folder.iterdir()] == ["settings.json"]:
-            (self.folder / "settings.json").unlink(missing_ok=True)
-            for folder in (self.folder, self.root):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break  # not empty: another run or shard is using it
+        folder = self.task_folder(task)
+        for idx in folder.glob("*.idx") if folder.is_dir() else ():
+            if not idx.stem.endswith(KEEP_SUFFIX):
+                idx.unlink(missing_ok=True)  # the index first: a half-deleted segment is then unreachable
+                idx.with_suffix(".npy").unlink(missing_ok=True)
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            tmp.unlink(missing_ok=True)  # torn writes of a killed run
+        for empty in (folder, self.folder):
+            if empty.is_dir() and [p.name for p in empty.iterdir()] in ([], ["settings.json"]):
+                shutil.rmtree(empty, ignore_errors=True)
+        if self.remove_root:
+            try:
+                self.root.rmdir()
+            except OSError:
+                pass  # not empty: another run or shard is using it
 
 
 def open_cache(config: Any, resolved: dict[str, Any]) -> EmbeddingCache | None:
@@ -306,4 +358,5 @@ def open_cache(config: Any, resolved: dict[str, Any]) -> EmbeddingCache | None:
     if config.cache == "off":
         return None
     root = Path(config.cache_dir) if config.cache_dir else default_cache_dir(config.output_dir)
-    return EmbeddingCache(root, embedding_settings(config, resolved))
+    settings = embedding_settings(config, resolved)
+    return EmbeddingCache(root, settings, keep=config.cache == "keep", remove_root=not config.cache_dir)

@@ -56,25 +56,51 @@ def _is_decoder_only(model_type: str) -> bool:
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
-SMALL_FILE = 8 << 20  # files below this are hashed whole (configs, tokenizers, vocabularies)
-
-
 def _fingerprint(path: Path) -> str:
-    """A revision for a local directory: every small file (config, tokenizer, vocabulary, prompt and
-    sentence-transformers module configs, in subfolders too) hashed whole, and each large (weight) file by
-    name, size and first/last MiB. Cheap on 15 GB checkpoints; retrained weights or an edited tokenizer change it."""
+    """A revision for a local directory: the sha256 of every file in it (config, tokenizer, vocabulary,
+    prompt and sentence-transformers module configs, weights; subfolders too). Weights are hashed whole, not
+    sampled: a retrained or edited checkpoint of the same shape keeps its file sizes and often its first and
+    last MiB, and must still get another revision (results, resume and the embedding cache are keyed by it).
+    Each file's hash is remembered by (path, size, mtime, inode), so a 15 GB checkpoint is read once."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path))):
-        size = file.stat().st_size
-        digest.update(f"{file.relative_to(path).as_posix()}:{size}".encode())
-        with file.open("rb") as fh:
-            if size <= SMALL_FILE:
-                digest.update(fh.read())
-                continue
-            digest.update(fh.read(1 << 20))
-            fh.seek(-(1 << 20), os.SEEK_END)
-            digest.update(fh.read(1 << 20))
+        digest.update(f"{file.relative_to(path).as_posix()}:{file_sha256(file)}\n".encode())
     return "local-" + digest.hexdigest()[:16]
+
+
+def _hash_memo() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qzhou_eval" / "file_sha256.json"
+
+
+def file_sha256(file: Path) -> str:
+    """sha256 of a file's content, remembered across runs by its path, size, mtime and inode."""
+    st = file.stat()
+    key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    memo_path = _hash_memo()
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return memo[key]
+    if st.st_size > 1 << 30:
+        print(
+            f"hashing {file.name} ({st.st_size / 2**30:.1f} GiB) once, to tell this checkpoint apart", file=sys.stderr
+        )
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            digest.update(block)
+    memo[key] = digest.hexdigest()
+    if st.st_size > 1 << 20:  # small files are rehashed faster than the memo is rewritten
+        try:
+            from .manifest import write_json_atomic
+
+            write_json_atomic(memo_path, memo)
+        except OSError:
+            pass  # no writable cache folder: hash again next time
+    return memo[key]
 
 
 def _hidden(rel: Path) -> bool:

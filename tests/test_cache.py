@@ -348,3 +348,27 @@ def test_two_writers_share_one_cache_folder(parts, tmp_path):
     stats = EncodeStats()
     EmbeddingCache(tmp_path, SETTINGS).encode(emb, "T", TEXTS[:16], "", stats)
     assert stats.texts_from_cache == 16
+
+
+def test_task_mode_drops_its_own_vectors_but_never_those_a_keep_run_kept(parts, tmp_path):
+    kept = EmbeddingCache(tmp_path, SETTINGS, flush_s=60, keep=True)
+    kept.encode(spy(parts), "T", TEXTS[:10], "q: ", EncodeStats())
+    task_mode = EmbeddingCache(tmp_path, SETTINGS, flush_s=60)
+    stats = EncodeStats()
+    task_mode.encode(spy(parts), "T", TEXTS, "q: ", stats)
+    assert (stats.texts_from_cache, stats.texts_encoded) == (10, 21)
+    task_mode.drop_task("T")
+    later = EncodeStats()
+    EmbeddingCache(tmp_path, SETTINGS, flush_s=60).encode(spy(parts), "T", TEXTS, "q: ", later)
+    assert (later.texts_from_cache, later.texts_encoded) == (10, 21)  # the kept 10 survive, the rest is gone
+    assert tmp_path.is_dir()  # a --cache_dir the user named is never removed
+
+
+def test_a_cache_that_cannot_be_written_never_fails_the_encode(parts, tmp_path, capsys):
+    cache = EmbeddingCache(tmp_path, SETTINGS, flush_s=0)
+    cache.task_folder("T").parent.mkdir(parents=True)
+    cache.task_folder("T").write_text("a file where the task folder should be")  # every write fails
+    plain = spy(parts).encode(TEXTS, "q: ")
+    out = cache.encode(spy(parts), "T", TEXTS, "q: ", EncodeStats())
+    assert np.abs(out - plain).max() <= 1e-5
+    assert capsys.readouterr().err.count("embedding cache write failed") == 1

@@ -248,3 +248,22 @@ def test_hub_model_weights_are_fetched_only_after_every_check_and_never_for_a_dr
         assert not (tmp_path / "out").exists()
     finally:
         stub.stop()
+
+
+def test_local_revision_changes_when_a_middle_tensor_changes_but_not_the_file_size(qzhou_dir, tmp_path):
+    import torch
+
+    copy = tmp_path / "m"
+    shutil.copytree(qzhou_dir, copy)
+    weights = copy / "model.safetensors"
+    tensors = load_file(weights)
+    # 2 MiB on either side: the changed tensor lies beyond the first and the last MiB of the file
+    pad = torch.zeros(1 << 20, dtype=torch.bfloat16)
+    tensors.update({"aaa_pad": pad, "zzz_pad": pad.clone()})
+    save_file(tensors, weights, metadata={"format": "pt"})
+    before = resolve_checkpoint(str(copy)).revision
+    tensors["layers.0.mlp.up_proj.weight"] = tensors["layers.0.mlp.up_proj.weight"] / 2
+    size = weights.stat().st_size
+    save_file(tensors, weights, metadata={"format": "pt"})
+    assert weights.stat().st_size == size
+    assert resolve_checkpoint(str(copy)).revision != before
