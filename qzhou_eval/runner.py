@@ -145,7 +145,10 @@ def run(config: EvalConfig) -> RunReport:
         _say(f"dry run: {len(todo.run)} to run, {len(todo.skip)} done, output {folder}")
         return report
     if not todo.run:
-        _say(f"nothing to run: all {selected} task(s) are done in {folder}")
+        mine = f"this shard's {len(specs)} of {selected}" if config.shard else f"all {selected}"
+        _say(
+            f"nothing to run: {mine} task(s) are done in {folder}" if specs else "nothing to run: no task in this shard"
+        )
         return report
 
     checkpoint = fetch_weights(checkpoint)

@@ -55,7 +55,10 @@ def _slurm(env: Mapping[str, str]) -> tuple[int, int] | None:
     if values is None:
         return None
     task_id, task_min, count = values
-    step = int(env.get("SLURM_ARRAY_TASK_STEP", "1") or 1)
+    raw_step = env.get("SLURM_ARRAY_TASK_STEP", "1").strip() or "1"
+    if not raw_step.isdigit():
+        raise UserError(f"--shard auto: SLURM_ARRAY_TASK_STEP={raw_step!r} is not a positive integer")
+    step = int(raw_step)
     offset = task_id - task_min
     if step < 1 or offset % step or not 0 <= offset // step < count:
         raise UserError(
