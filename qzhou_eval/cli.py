@@ -137,6 +137,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo", action="store_true", help="all-MiniLM-L6-v2 on the bundled STSBenchmark, offline")
     p.add_argument("--reference", nargs="+", default=None, help="published scores to compare with (e.g. qzhou)")
     p.add_argument(
+        "--reference_model",
+        default=None,
+        metavar="NAME[@REVISION]",
+        help="the model to compare with, where a --reference tree holds several",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="recompute tasks whose earlier results in the output folder were made with other settings",
@@ -246,7 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .reference import check_reference
 
         for ref in args.reference:  # before anything runs, not after hours of evaluation
-            check_reference(ref)
+            check_reference(ref, args.reference_model)
     config = EvalConfig(
         benchmark=args.benchmark,
         tasks=parse_task_list(args.tasks),
@@ -273,7 +279,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif report.done or report.skipped:
         from .summary_report import summarize
 
-        text, _ = summarize([str(report.folder)], config.benchmark, args.reference, config.output_dir, allow_mixed=True)
+        text, _ = summarize(
+            [str(report.folder)],
+            config.benchmark,
+            args.reference,
+            config.output_dir,
+            allow_mixed=True,
+            reference_model=args.reference_model,
+        )
         print(text)
     if args.demo and "STSBenchmark" in report.done:
         from .reference import published_score
@@ -507,7 +520,7 @@ def build_parser(benchmark: str | None = None) -> Parser:
         "--output_dir",
         default=None,
         help="files go to OUTPUT_DIR/summary/ (default: the first --results_dir, or the tree root above it when it "
-        "is a revision folder)",
+        "is a revision folder; ./summary/ when that tree is read-only)",
     )
     s.add_argument(
         "--duplicates",

@@ -287,7 +287,15 @@ def _load_module(module: StModule) -> Any:
     from sentence_transformers import models
 
     cls = getattr(models, module.kind)
-    return cls() if module.kind == "Normalize" else cls.load(str(module.folder))
+    if module.kind == "Normalize":
+        return cls()
+    try:
+        return cls.load(str(module.folder))  # strict: a missing or unexpected tensor raises, never random weights
+    except (RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
+        first = " ".join(str(exc).split())[:300] or type(exc).__name__  # one line, the keys included
+        raise UserError(
+            f"sentence-transformers module {module.kind} in {module.folder.name}/ does not load: {first}"
+        ) from None
 
 
 def load_modules(plan: StPlan, dtype: str, attn_implementation: str, trust_remote_code: bool) -> list[Any]:

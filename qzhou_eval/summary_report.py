@@ -193,7 +193,7 @@ def summary_folder(results_dirs: list[str], output_dir: str | None) -> Path:
         return base / "summary"
     first = Path(results_dirs[0])
     root = first.parent.parent if _is_revision_folder(first) else first
-    if not root.stat().st_mode & 0o222:  # a read-only tree (published scores, shared data): leave it as it is
+    if not root.stat().st_mode & 0o222 or not os.access(root, os.W_OK):  # read-only (mode bits: root writes anyway)
         return Path("summary")
     return root / "summary"
 

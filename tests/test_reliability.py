@@ -116,7 +116,7 @@ def test_rerun_with_other_settings_is_refused_and_changes_nothing(qzhou_dir, slo
     res = run_cli(*command(qzhou_dir, slow_data, out, "--max_length", "16"))
     assert res.returncode == 2
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "max_length: 1024 -> 16" in last
+    assert last.startswith("error: ") and "max_length: 512 -> 16" in last
     assert "--overwrite" in last and "--output_dir" in last and "Traceback" not in res.stderr
     assert snapshot(uninterrupted) == before
 
@@ -146,7 +146,7 @@ def test_overwrite_recomputes_tasks_made_with_other_settings(qzhou_dir, slow_dat
     manifest = json.loads((folder / "qzhou_eval_manifest.json").read_text())
     assert manifest["tasks"]["STS12"]["settings"]["max_length"] == 20
     assert manifest["tasks"]["STS12"]["inputs"]["truncated"] > 0
-    assert manifest["tasks"]["STS13"]["settings"]["max_length"] == 1024  # not asked for: untouched
+    assert manifest["tasks"]["STS13"]["settings"]["max_length"] == 512  # untouched; resolved (1024 capped at 512)
     assert main_scores(folder)["STS12"] != main_scores(uninterrupted)["STS12"]
 
 

@@ -228,6 +228,28 @@ def test_transformer_weights_missing_a_layer_are_an_error(cls_dense_dir, tmp_pat
     assert not (tmp_path / "o.npy").exists()
 
 
+def test_dense_head_missing_a_tensor_is_an_error(cls_dense_dir, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "dense-without-bias"
+    shutil.copytree(cls_dense_dir, model)
+    dense = next(p for p in model.iterdir() if p.is_dir() and p.name.endswith("Dense"))
+    weights = next(dense.glob("model.safetensors"))
+    tensors = load_file(weights)
+    assert "linear.bias" in tensors
+    save_file({k: v for k, v in tensors.items() if k != "linear.bias"}, weights, metadata={"format": "pt"})
+    (tmp_path / "in.txt").write_text("hello\n")
+    argv = ["embed", "--model_name_or_path", str(model), "--preset", "sentence-transformers", "--task"]
+    argv += ["STSBenchmark", "--prompt_type", "none", "--input", str(tmp_path / "in.txt")]
+    argv += ["--output", str(tmp_path / "o.npy"), "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error:") and "Dense" in last and "linear.bias" in last
+    assert not (tmp_path / "o.npy").exists()
+
+
 def test_config_prompts_are_picked_in_mtebs_order(bert_dir, tmp_path, capsys):
     """mteb 1.38.30 Wrapper.get_prompt_name: task-side, task, type-side, type, side; "document" for passages last."""
     prompts = {
