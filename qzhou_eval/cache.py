@@ -26,10 +26,8 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,7 @@ import numpy as np
 from . import __version__
 from .embedder import EncodeStats
 from .errors import UserError
-from .manifest import package_versions, publish, write_json_atomic
+from .manifest import package_versions, write_atomic, write_json_atomic
 
 FORMAT = 1  # bump when the layout or the meaning of a key changes
 FLUSH_ENV = "QZHOU_EVAL_CACHE_FLUSH_S"
@@ -192,9 +190,9 @@ class TaskStore:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            _write_atomic(self.folder / f"{name}.npy", lambda fh: np.save(fh, vectors, allow_pickle=False))
+            write_atomic(self.folder / f"{name}.npy", lambda fh: np.save(fh, vectors, allow_pickle=False))
             idx_text = "".join(d + "\n" for d in digests).encode()
-            _write_atomic(self.folder / f"{name}.idx", lambda fh: fh.write(idx_text))
+            write_atomic(self.folder / f"{name}.idx", lambda fh: fh.write(idx_text))
         except OSError as exc:
             self.write_error = f"{type(exc).__name__}: {exc}"
             try:
@@ -207,19 +205,6 @@ class TaskStore:
             )
             return
         self.seen.add(f"{name}.idx")  # not served back to this run: see `TaskStore`
-
-
-def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _Pending:

@@ -274,16 +274,21 @@ def load_model(
     try:
         model, info = cls.from_pretrained(str(checkpoint.path), **kwargs)
     except (ValueError, ImportError) as exc:
-        if "attn_implementation" in str(exc) or "Attention" in str(exc) or "flash" in str(exc).lower():
-            raise UserError(
-                f"{checkpoint.path.name} cannot use attn_implementation={attn_implementation!r}: "
-                f"{str(exc).splitlines()[0]} (try --attn_implementation eager)"
-            ) from None
-        raise
+        raise attention_error(checkpoint.path.name, attn_implementation, exc) from None
     check_loaded_keys(model, info, checkpoint.path.name)
     if getattr(model.config, "use_cache", False):
         model.config.use_cache = False
     return model.to(device).eval()
+
+
+def attention_error(name: str, attn_implementation: str, exc: Exception) -> Exception:
+    """transformers' refusal of an attention backend as one `error:` line; any other load error as it was."""
+    if "attn_implementation" in str(exc) or "Attention" in str(exc) or "flash" in str(exc).lower():
+        return UserError(
+            f"{name} cannot use attn_implementation={attn_implementation!r}: "
+            f"{str(exc).splitlines()[0]} (try --attn_implementation eager)"
+        )
+    return exc
 
 
 def check_loaded_keys(model: Any, info: dict[str, list], name: str) -> None:

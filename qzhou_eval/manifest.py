@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
@@ -49,19 +49,25 @@ def publish(tmp: str | Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temp file in the same folder, then rename: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+    """`write(binary file)` into a temp file in the same folder, fsync, then rename: readers see the old file
+    or the new one, never half of one (manifests, summaries, cache segments)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+    write_atomic(path, lambda fh: fh.write(text))
 
 
 def package_versions() -> dict[str, str | None]:

@@ -275,12 +275,9 @@ def _load_transformer(plan: StPlan, dtype: str, attn_implementation: str, trust_
     except TypeError as exc:
         raise UserError(f"{plan.root.name}: its Transformer module config does not load: {exc}") from None
     except (ValueError, ImportError) as exc:
-        if "attn_implementation" in str(exc) or "Attention" in str(exc) or "flash" in str(exc).lower():
-            raise UserError(
-                f"{plan.root.name} cannot use attn_implementation={attn_implementation!r}: "
-                f"{str(exc).splitlines()[0]} (try --attn_implementation eager)"
-            ) from None
-        raise
+        from .loading import attention_error
+
+        raise attention_error(plan.root.name, attn_implementation, exc) from None
 
 
 def _load_module(module: StModule) -> Any:
