@@ -40,6 +40,7 @@ class Checkpoint:
     source: str  # "local" | "hub"
     hub_id: str | None = None  # for fetch_weights: the id and the revision asked for
     hub_revision: str | None = None
+    content: str = ""  # what the files are, whatever --revision calls them: the hub commit, else a hash of them
 
     @property
     def is_decoder_only(self) -> bool:
@@ -219,10 +220,11 @@ def resolve_checkpoint(
             model_name = f"{snapshot['org']}/{snapshot['name']}"
         else:
             model_name = f"local/{_readable_name(path)}"
+    content = snapshot["sha"] if snapshot else _fingerprint(path)
     if revision is None:
-        revision = snapshot["sha"] if snapshot else _fingerprint(path)
+        revision = content
     hub = (model_name_or_path, requested_revision) if source == "hub" else (None, None)
-    return Checkpoint(path, config, kind, model_name, revision, st_max, source, *hub)
+    return Checkpoint(path, config, kind, model_name, revision, st_max, source, *hub, content)
 
 
 def resolve_max_length(requested: int, checkpoint: Checkpoint, tokenizer: Any) -> int:

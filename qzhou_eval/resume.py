@@ -56,13 +56,15 @@ VERSIONED = (
 )
 
 
-def run_settings(config: Any, model_name: str, revision: str) -> dict[str, Any]:
-    """What every task of a run shares and its scores depend on: model, revision (for a local directory a
-    hash of its config, tokenizer and weight files), every resolved embedding setting, library versions."""
+def run_settings(config: Any, model_name: str, revision: str, content: str) -> dict[str, Any]:
+    """What every task of a run shares and its scores depend on: model, revision, the checkpoint's content
+    (the hub commit, or a hash of every file of a local directory: a `--revision` label cannot hide a changed
+    checkpoint), every resolved embedding setting, library versions."""
     versions = package_versions()
     return {
         "model": model_name,
         "revision": revision,
+        "content": content,
         **{key: getattr(config, key) for key in EMBEDDING_SETTINGS},
         **{f"version:{name}": versions.get(name) for name in VERSIONED},
     }

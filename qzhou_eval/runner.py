@@ -125,7 +125,7 @@ def run(config: EvalConfig) -> RunReport:
         mine = set(shard_tasks(costs, k, n))
         specs = [spec for spec in specs if spec.name in mine]
         _say(f"shard {k}/{n}: {len(specs)} of {selected} tasks")
-    settings = run_settings(config, checkpoint.name, checkpoint.revision)
+    settings = run_settings(config, checkpoint.name, checkpoint.revision, checkpoint.content)
     task_settings = {
         spec.name: task_fingerprint_settings(settings, data_source(config, spec), prefixes[spec.name]) for spec in specs
     }
@@ -185,7 +185,7 @@ def _evaluate_all(
             "started": now(),
             "benchmark": config.benchmark,
             "config": config.to_dict(),
-            "settings": run_settings(config, checkpoint.name, checkpoint.revision),
+            "settings": run_settings(config, checkpoint.name, checkpoint.revision, checkpoint.content),
             "model": {
                 "name": checkpoint.name,
                 "revision": checkpoint.revision,
@@ -214,7 +214,7 @@ def _evaluate_all(
     )
     write_model_meta(folder, meta)
     encoder = MtebEncoder(embedder, rule, meta)
-    encoder.cache = open_cache(config, {"model": checkpoint.name, "revision": checkpoint.revision, **found})
+    encoder.cache = open_cache(config, {"model": checkpoint.name, "revision": checkpoint.content, **found})
     if encoder.cache is not None:
         manifest.data["cache"] = {"mode": config.cache, **encoder.cache.describe()}
         manifest.save()

@@ -267,3 +267,19 @@ def test_local_revision_changes_when_a_middle_tensor_changes_but_not_the_file_si
     save_file(tensors, weights, metadata={"format": "pt"})
     assert weights.stat().st_size == size
     assert resolve_checkpoint(str(copy)).revision != before
+
+
+def test_a_revision_label_never_hides_a_changed_checkpoint(qzhou_dir, tmp_path):
+    from qzhou_eval.config import EvalConfig
+    from qzhou_eval.resume import run_settings
+
+    copy = tmp_path / "m"
+    shutil.copytree(qzhou_dir, copy)
+    before = resolve_checkpoint(str(copy), revision="v1")
+    tensors = load_file(copy / "model.safetensors")
+    tensors["norm.weight"] = tensors["norm.weight"] * 2
+    save_file(tensors, copy / "model.safetensors", metadata={"format": "pt"})
+    after = resolve_checkpoint(str(copy), revision="v1")
+    assert before.revision == after.revision == "v1" and before.content != after.content
+    config = EvalConfig(str(copy), tasks=("STS12",), device="cpu")
+    assert run_settings(config, "o/m", "v1", before.content) != run_settings(config, "o/m", "v1", after.content)
