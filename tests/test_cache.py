@@ -13,6 +13,7 @@ import fixture_data as fd
 import numpy as np
 import pytest
 from conftest import REPO, run_cli
+from test_reliability import command
 
 from qzhou_eval.cache import FLUSH_ENV, EmbeddingCache, embedding_settings, flush_interval, settings_key
 from qzhou_eval.config import EvalConfig
@@ -264,32 +265,11 @@ def test_task_mode_deletes_a_tasks_vectors_once_its_result_is_written(qzhou_dir,
     assert not (tmp_path / "a" / "embedding_cache").exists()
 
 
-def command(model, data, out, *extra):
-    return [
-        "run_mteb_all_v2.py",
-        "--model_name_or_path",
-        str(model),
-        "--tasks",
-        "STS12",
-        "--data_dir",
-        str(data),
-        "--output_dir",
-        str(out),
-        "--dtype",
-        "float32",
-        "--device",
-        "cpu",
-        "--batch_size",
-        "1",
-        *extra,
-    ]
-
-
 def test_kill_9_mid_task_then_rerun_takes_flushed_vectors_from_the_cache(qzhou_dir, retrieval_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), FLUSH_ENV: "0.2"}
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, *command(qzhou_dir, retrieval_data, out)],
+        [sys.executable, *command(qzhou_dir, retrieval_data, out, tasks=["STS12"])],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -304,7 +284,7 @@ def test_kill_9_mid_task_then_rerun_takes_flushed_vectors_from_the_cache(qzhou_d
     proc.wait()
     assert not list(out.glob("*/*/STS12.json")), "the kill came too late to test anything"
 
-    res = run_cli(*command(qzhou_dir, retrieval_data, out))
+    res = run_cli(*command(qzhou_dir, retrieval_data, out, tasks=["STS12"]))
     assert res.returncode == 0, res.stderr
     resumed, score = inputs(out, "STS12")
     assert resumed["texts_from_cache"] >= 1
