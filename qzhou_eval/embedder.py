@@ -82,6 +82,10 @@ class LocalRunner:
             raise ValueError(f"truncate_dim {truncate_dim} exceeds the model's {hidden} dimensions")
         self.truncate_dim = truncate_dim
         self.dim = truncate_dim or hidden
+        self._take_padding(tokenizer)
+
+    def _take_padding(self, tokenizer: Any) -> None:
+        """How batches are padded: the tokenizer's pad id and side, token types where the model takes them."""
         self.pad_id = tokenizer.pad_token_id
         self.left_pad = tokenizer.padding_side == "left"
         self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])

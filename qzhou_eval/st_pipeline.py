@@ -330,10 +330,7 @@ class SentenceTransformerRunner(LocalRunner):
             raise UserError(f"--truncate_dim {truncate_dim} exceeds the model's {full} dimensions")
         self.truncate_dim = truncate_dim
         self.dim = truncate_dim or full
-        self.pad_id = tokenizer.pad_token_id
-        self.left_pad = tokenizer.padding_side == "left"
-        self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
-        self.max_rows = None
+        self._take_padding(tokenizer)
         self.prompt_length: int | None = None  # set for one `run` call when a prompt was prepended
 
     @staticmethod
