@@ -28,9 +28,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qzhou_eval.cache import EmbeddingCache  # noqa: E402
-from qzhou_eval.embedder import Embedder, EncodeStats  # noqa: E402
-from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint, resolve_max_length  # noqa: E402
+from qzhou_eval.model.embedder import Embedder, EncodeStats  # noqa: E402
+from qzhou_eval.model.weights import load_model  # noqa: E402
+from qzhou_eval.recipe.checkpoint import resolve_checkpoint, resolve_max_length  # noqa: E402
+from qzhou_eval.recipe.tokenizer import load_tokenizer  # noqa: E402
+from qzhou_eval.store.cache import EmbeddingCache  # noqa: E402
 
 STS_FILE = REPO / "data" / "hub" / "mteb" / "stsbenchmark-sts" / "test.jsonl"
 

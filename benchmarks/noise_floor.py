@@ -29,10 +29,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qzhou_eval.data import use_local_data  # noqa: E402
-from qzhou_eval.embedder import Embedder  # noqa: E402
-from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint  # noqa: E402
-from qzhou_eval.reference_batch import reference_batch_sizes  # noqa: E402
+from qzhou_eval.evaluate.batch_sizes import reference_batch_sizes  # noqa: E402
+from qzhou_eval.evaluate.data import use_local_data  # noqa: E402
+from qzhou_eval.model.embedder import Embedder  # noqa: E402
+from qzhou_eval.model.weights import load_model  # noqa: E402
+from qzhou_eval.recipe.checkpoint import resolve_checkpoint  # noqa: E402
+from qzhou_eval.recipe.tokenizer import load_tokenizer  # noqa: E402
 
 MODES = ("tokens", "chars", "reference")
 DTYPES = ("bfloat16", "float32")

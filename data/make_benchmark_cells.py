@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from qzhou_eval.summary import SNAPSHOT, listing_from_mteb, names_from_mteb  # noqa: E402
+from qzhou_eval.recipe.benchmarks import SNAPSHOT, listing_from_mteb, names_from_mteb  # noqa: E402
 
 
 def main() -> None:

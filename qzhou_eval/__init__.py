@@ -1,3 +1,3 @@
 """qzhou-eval: reproduce MTEB(eng, v2) and C-MTEB leaderboard scores for any Hugging Face embedder."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .loading import DTYPES
-from .pooling import POOLERS
 
+# The one list of each kind of value: flags, checks, presets and the model layer all read these.
+DTYPES = ("bfloat16", "float16", "float32")
+POOLING_MODES = ("mean", "weighted_mean", "last_token", "eos_token", "bos_token", "cls", "first_token")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 PADDING_SIDES = ("auto", "left", "right")
 ATTENTIONS = ("model", "bidirectional", "causal")
 SORT_MODES = ("tokens", "chars", "reference")
 CACHE_MODES = ("task", "keep", "off")
+PROMPT_TYPES = ("query", "passage", "none")  # mteb's prompt types; "none" = mteb passes prompt_type=None
 
 
 def check_path_component(value: str, what: str) -> None:
@@ -79,7 +81,7 @@ _UNSET = "<preset>"  # empty_text may legitimately be None (keep empty texts), s
 @dataclass(frozen=True)
 class EvalConfig:
     """Every knob of a run. Fields left at None (and `empty_text` at "<preset>") are the preset's: one pure
-    resolution step (`presets.resolve_config`) fills them, so `EvalConfig(model, benchmark, preset="X")` alone
+    resolution step (`recipe.presets.resolve_config`) fills them, so `EvalConfig(model, benchmark, preset="X")` alone
     means X's whole recipe, and a flag the user gave always wins over the preset."""
 
     model_name_or_path: str
@@ -106,7 +108,7 @@ class EvalConfig:
     shard: tuple[int, int] | None = None  # (K, N): this job runs part K of N
     dry_run: bool = False
     overwrite: bool = False
-    cache: str = "task"  # embedding cache (cache.py): task = delete a task's vectors once its result is written
+    cache: str = "task"  # embedding cache (store/cache.py): task = delete a task's vectors once its result is written
     cache_dir: str | None = None  # None: <output_dir>/embedding_cache
     preset: str | None = None  # None: detected from the checkpoint
     preset_reason: str = ""
@@ -116,11 +118,12 @@ class EvalConfig:
     append_eos: bool | None = None  # a preset's: add the EOS id after truncation (e5-mistral's recipe)
     empty_text: str | None = _UNSET  # what an empty text becomes ("Null" for qzhou); None keeps it empty
     text_suffix: str | None = None  # appended to every text before tokenizing (gte-Qwen2: "<|endoftext|>")
-    resolved: bool = False  # set by presets.resolve_config once every preset field holds a value
+    allow_code_change: bool = False  # reuse results and cached vectors made by another harness code identity
+    resolved: bool = False  # set by recipe.presets.resolve_config once every preset field holds a value
 
     def __post_init__(self) -> None:
         checks = [
-            (self.pooling_mode in (None, *POOLERS), f"--pooling_mode must be one of {', '.join(POOLERS)}"),
+            (self.pooling_mode in (None, *POOLING_MODES), f"--pooling_mode must be one of {', '.join(POOLING_MODES)}"),
             (self.dtype in (None, *DTYPES), f"--dtype must be one of {', '.join(DTYPES)}"),
             (
                 self.attn_implementation in (None, *ATTN_IMPLEMENTATIONS),

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import fixture_data as fd
 import numpy as np
@@ -15,13 +14,15 @@ import pytest
 from conftest import REPO, run_cli
 from test_reliability import command
 
-from qzhou_eval.cache import FLUSH_ENV, EmbeddingCache, embedding_settings, flush_interval, settings_key
 from qzhou_eval.config import EvalConfig
-from qzhou_eval.embedder import Embedder, EncodeStats
 from qzhou_eval.errors import UserError
-from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
-from qzhou_eval.manifest import MANIFEST_NAME
-from qzhou_eval.runner import run
+from qzhou_eval.evaluate.runner import run
+from qzhou_eval.model.embedder import Embedder, EncodeStats
+from qzhou_eval.model.weights import load_model
+from qzhou_eval.recipe.checkpoint import resolve_checkpoint
+from qzhou_eval.recipe.tokenizer import load_tokenizer
+from qzhou_eval.store.cache import FLUSH_ENV, EmbeddingCache, flush_interval
+from qzhou_eval.store.manifest import MANIFEST_NAME
 
 TEXTS = [f"sentence number {i} " + "word " * (i % 9) for i in range(30)] + [""]
 SETTINGS = {"model": "local/tiny", "revision": "r1"}
@@ -154,36 +155,6 @@ def base_config(tmp_path, **kw):
     return EvalConfig(model_name_or_path="m", benchmark="MTEB(eng, v2)", device="cpu", output_dir=str(tmp_path), **kw)
 
 
-CHANGES = {
-    "dtype": "float16",
-    "pooling_mode": "cls",
-    "normalize": False,
-    "attention": "causal",
-    "attn_implementation": "eager",
-    "sort_by": "chars",
-    "batch_size": 7,
-    "batch_tokens": 4096,
-    "max_padding": 0.5,
-    "truncate_dim": 16,
-    "append_eos": True,
-}
-
-
-def test_cache_key_changes_with_every_embedding_setting_but_not_with_instructions(tmp_path):
-    config = base_config(tmp_path, dtype="float32", pooling_mode="mean", normalize=True, attention="model")
-    config = replace(config, attn_implementation="sdpa", append_eos=False)
-    resolved = {"model": "org/m", "revision": "abc", "max_length": 512, "padding_side": "left", "devices": ["cpu"]}
-    key = settings_key(embedding_settings(config, resolved))
-    for field, value in CHANGES.items():
-        assert settings_key(embedding_settings(replace(config, **{field: value}), resolved)) != key, field
-    for field, value in {"model": "org/other", "revision": "def", "max_length": 16, "padding_side": "right"}.items():
-        assert settings_key(embedding_settings(config, {**resolved, field: value})) != key, field
-    assert settings_key(embedding_settings(config, {**resolved, "devices": ["cuda:0"]})) != key
-    same = replace(config, instruction="Other", use_instruction=False, output_dir=str(tmp_path / "x"), cache="keep")
-    assert settings_key(embedding_settings(same, resolved)) == key
-    assert settings_key(embedding_settings(config, {**resolved, "devices": ["cpu", "cpu"]})) == key
-
-
 def test_bad_cache_values_are_user_errors(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="--cache must be one of task, keep, off"):
         base_config(tmp_path, cache="always")
@@ -298,14 +269,15 @@ def test_kill_9_mid_task_then_rerun_takes_flushed_vectors_from_the_cache(qzhou_d
 
 def test_a_late_result_of_a_failed_call_is_never_taken_by_the_next_call(qzhou_dir, parts):
     """Worker results are keyed by (call, job): a call that stops early leaves results in flight."""
-    from qzhou_eval.loading import prepare
-    from qzhou_eval.workers import WorkerPool
+    from qzhou_eval.model.build import RunnerFactory
+    from qzhou_eval.model.workers import WorkerPool
+    from qzhou_eval.recipe.resolve import prepare
 
     config = EvalConfig(model_name_or_path=str(qzhou_dir), benchmark="MTEB(eng, v2)", dtype="float32", device="cpu")
-    config, ckpt, tok = prepare(config, quiet=True)
-    pool = WorkerPool(["cpu", "cpu"], config, str(ckpt.path), threads=1)
+    recipe = prepare(config, quiet=True)
+    pool = WorkerPool(["cpu", "cpu"], RunnerFactory(recipe.config, recipe.checkpoint, recipe.st), threads=1)
     try:
-        emb = Embedder(None, tok, batch_size=2, max_padding=1.0, runner=pool)
+        emb = Embedder(None, recipe.tokenizer, batch_size=2, max_padding=1.0, runner=pool)
 
         def stop(positions, vectors):
             raise RuntimeError("stop after the first batch (injected)")

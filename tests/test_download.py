@@ -14,8 +14,8 @@ from conftest import REPO
 from hub_stub import HubStub
 
 from qzhou_eval.cli import main
-from qzhou_eval.download import MARKER, Repo, dataset_repos, drop_damaged, is_complete, mark_complete
-from qzhou_eval.tasks import benchmark_tasks, select_specs
+from qzhou_eval.evaluate.download import MARKER, Repo, dataset_repos, drop_damaged, is_complete, mark_complete
+from qzhou_eval.recipe.benchmarks import benchmark_tasks, select_specs
 
 STS12 = ("mteb/sts12-sts", "a0d554a64d88156834ff5ae9920b964011b16384")
 COVID = ("C-MTEB/CovidRetrieval", "1271c7809071a13532e05f25fb53511ffce77117")

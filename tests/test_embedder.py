@@ -5,8 +5,12 @@ import pytest
 import torch
 from reference_impl import cosines, reference_embed
 
-from qzhou_eval.embedder import Embedder, EncodeStats, LocalRunner, plan_reference_batches
-from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
+from qzhou_eval.model.batching import plan_reference_batches
+from qzhou_eval.model.embedder import Embedder, EncodeStats
+from qzhou_eval.model.hf_runner import LocalRunner
+from qzhou_eval.model.weights import load_model
+from qzhou_eval.recipe.checkpoint import resolve_checkpoint
+from qzhou_eval.recipe.tokenizer import load_tokenizer
 
 TEXTS = [
     "A girl is styling her hair.",

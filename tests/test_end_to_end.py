@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from qzhou_eval import runner as runner_module
 from qzhou_eval.config import EvalConfig
-from qzhou_eval.manifest import MANIFEST_NAME
-from qzhou_eval.mteb_adapter import MtebEncoder, model_meta
-from qzhou_eval.runner import run
+from qzhou_eval.evaluate import runner as runner_module
+from qzhou_eval.evaluate.adapter import MtebEncoder, model_meta
+from qzhou_eval.evaluate.runner import run
+from qzhou_eval.store.manifest import MANIFEST_NAME
 
 ENG = {
     "STS12": lambda d: fd.sts(d, "mteb/sts12-sts"),
@@ -136,14 +136,16 @@ def test_output_layout_is_mteb_and_never_unnamed(runs, qzhou_dir):
 
 def test_sts_score_equals_spearman_of_our_own_cosines(runs, qzhou_dir):
     """The score is computed from the model's embeddings, not a constant: recompute it by hand."""
-    from qzhou_eval.embedder import Embedder
-    from qzhou_eval.instructions import make_rule
-    from qzhou_eval.presets import get_preset
+    from qzhou_eval.model.embedder import Embedder
+    from qzhou_eval.recipe.instructions import make_rule
+    from qzhou_eval.recipe.presets import get_preset
 
     def qzhou_rule(bench):
         return make_rule(get_preset("qzhou").prompt)  # one rule for every benchmark
 
-    from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
+    from qzhou_eval.model.weights import load_model
+    from qzhou_eval.recipe.checkpoint import resolve_checkpoint
+    from qzhou_eval.recipe.tokenizer import load_tokenizer
 
     reports, data, _ = runs
     rows = [json.loads(line) for line in (data / "mteb/sts12-sts/test.jsonl").read_text().splitlines()]
@@ -167,9 +169,12 @@ def test_manifest_records_settings_sources_prefixes_and_inputs(runs, qzhou_dir):
     assert t2["status"] == "done"
     assert t2["data_source"] == str((data / "C-MTEB/T2Retrieval").resolve())
     assert (
-        t2["prefixes"]["query"].startswith("Instruct: Given a Chinese search query") and t2["prefixes"]["passage"] == ""
+        t2["prefixes"]["T2Retrieval"]["query"].startswith("Instruct: Given a Chinese search query")
+        and t2["prefixes"]["T2Retrieval"]["passage"] == ""
     )
-    assert t2["prefix_sources"] == {"query": "table", "passage": "none", "none": "none"}
+    assert t2["prefix_sources"] == {"T2Retrieval": {"query": "table", "passage": "none", "none": "none"}}
+    assert t2["plan"]["batch_size"] == 32 and t2["plan"]["batch_size_reason"] == "--batch_size"
+    assert t2["settings"]["batch_size"] == 32 and t2["settings"]["device_count"] == 1
     assert t2["inputs"]["texts"] == 6 + 24 and t2["inputs"]["empty_replaced"] == 0
     assert t2["wall_time_s"] > 0
     # the English run's manifest holds the English tasks (one folder, tasks merged across runs)
@@ -244,7 +249,7 @@ def test_manifest_prefixes_equal_what_was_actually_prepended(runs):
     checked = set()
     for call in CALLS:
         bench = "MTEB(eng, v2)" if call.task in ENG else "MTEB(cmn, v1)"
-        recorded = manifests[bench]["tasks"][call.task]["prefixes"][call.side]
+        recorded = manifests[bench]["tasks"][call.task]["prefixes"][call.task][call.side]
         assert call.prepended == {recorded}, (call.task, call.side)
         checked.add((call.task, call.side, recorded != ""))
     # both kinds were seen: instructed texts (symmetric tasks, queries) and bare ones (T2Retrieval passages)
@@ -346,22 +351,22 @@ def test_mteb_evaluators_write_the_batch_sizes_reference_batch_assumes(runs, qzh
     """Run real mteb with an empty shared dict per task, as the reference did, and read what it wrote."""
     import mteb
 
-    from qzhou_eval import tasks as registry
-    from qzhou_eval.data import use_local_data
-    from qzhou_eval.embedder import Embedder
-    from qzhou_eval.instructions import make_rule
-    from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
-    from qzhou_eval.presets import get_preset
-    from qzhou_eval.reference_batch import written_default
+    from qzhou_eval.evaluate.batch_sizes import written_default
+    from qzhou_eval.evaluate.data import use_local_data
+    from qzhou_eval.evaluate.plan import build_plan
+    from qzhou_eval.model.build import build_embedder
+    from qzhou_eval.recipe import benchmarks as registry
+    from qzhou_eval.recipe.resolve import prepare
 
-    ckpt = resolve_checkpoint(str(qzhou_dir))
-    embedder = Embedder(load_model(ckpt, "float32", "sdpa", "cpu", False), load_tokenizer(ckpt, "auto", False))
-    rule = make_rule(get_preset("qzhou").prompt)
-    encoder = MtebEncoder(embedder, rule, model_meta("local/qzhou", "test", 64, 1024, None, True))
+    config = EvalConfig(model_name_or_path=str(qzhou_dir), benchmark="MTEB(eng, v2)", dtype="float32", device="cpu")
+    recipe = prepare(config, quiet=True)
+    embedder, _ = build_embedder(recipe)
+    encoder = MtebEncoder(embedder, model_meta("local/qzhou", "test", 64, 1024, None, True))
     for name, expected in WRITES.items():
         (spec,) = registry.select_specs("MTEB(eng, v2)", (name,))
         task = registry.task_object(spec)
         use_local_data(task, runs[1])
+        encoder.start(build_plan(recipe, spec, str(runs[1])))
         shared: dict = {}
         mteb.MTEB(tasks=[task]).run(encoder, output_folder=None, verbosity=0, encode_kwargs=shared)
         assert shared.get("batch_size") == expected == written_default(task), name
@@ -370,7 +375,7 @@ def test_mteb_evaluators_write_the_batch_sizes_reference_batch_assumes(runs, qzh
 def test_reference_batch_sizes_follow_the_first_writing_task_of_the_process():
     import mteb
 
-    from qzhou_eval.reference_batch import reference_batch_sizes
+    from qzhou_eval.evaluate.batch_sizes import reference_batch_sizes
 
     def sizes(*names):
         return list(reference_batch_sizes([mteb.get_task(n) for n in names]).values())

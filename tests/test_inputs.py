@@ -14,7 +14,8 @@ from safetensors.torch import load_file, save_file
 from qzhou_eval.cli import main
 from qzhou_eval.config import EvalConfig
 from qzhou_eval.errors import UserError
-from qzhou_eval.loading import prepare, resolve_checkpoint
+from qzhou_eval.recipe.checkpoint import resolve_checkpoint
+from qzhou_eval.recipe.resolve import prepare
 
 
 def last_line(text: str) -> str:
@@ -64,7 +65,7 @@ def test_bad_input_stops_before_anything_is_written(extra, fragment, qzhou_dir, 
 
 
 def test_missing_layer_names_the_missing_keys(broken_dir):
-    from qzhou_eval.loading import load_model
+    from qzhou_eval.model.weights import load_model
 
     ckpt = resolve_checkpoint(str(broken_dir))
     with pytest.raises(UserError) as exc:
@@ -73,9 +74,9 @@ def test_missing_layer_names_the_missing_keys(broken_dir):
 
 
 def test_evalconfig_with_a_preset_alone_means_its_whole_recipe(stock_qwen2_dir):
-    config, _, tokenizer = prepare(
+    config = prepare(
         EvalConfig(str(stock_qwen2_dir), tasks=("STSBenchmark",), preset="qwen3-embedding", device="cpu"), quiet=True
-    )
+    ).config
     assert config.resolved and config.preset == "qwen3-embedding" and config.preset_reason == "--preset"
     assert (config.pooling_mode, config.attention, config.padding_side) == ("last_token", "causal", "left")
     assert config.max_length == 512  # the preset's 8192, capped at the tiny model's 512 positions
@@ -84,7 +85,7 @@ def test_evalconfig_with_a_preset_alone_means_its_whole_recipe(stock_qwen2_dir):
 
 
 def test_a_flag_beats_the_preset_and_the_detected_preset_fills_the_rest(qzhou_dir):
-    config, _, _ = prepare(EvalConfig(str(qzhou_dir), tasks=("STSBenchmark",), pooling_mode="last_token"), quiet=True)
+    config = prepare(EvalConfig(str(qzhou_dir), tasks=("STSBenchmark",), pooling_mode="last_token"), quiet=True).config
     assert config.preset == "qzhou" and "QZhouModel" in config.preset_reason
     assert config.pooling_mode == "last_token"  # the flag
     assert (config.dtype, config.max_length, config.empty_text) == ("bfloat16", 512, "Null")  # the preset's
@@ -123,7 +124,7 @@ def test_dataset_script_in_data_dir_never_runs(qzhou_dir, tmp_path, capsys):
 def test_local_data_is_loaded_without_remote_code(tmp_path):
     import mteb
 
-    from qzhou_eval.data import use_local_data
+    from qzhou_eval.evaluate.data import use_local_data
 
     fixture_data.multilingual_slow(tmp_path, "mteb/mtop_domain")
     task = mteb.get_task("MTOPDomainClassification")
@@ -270,8 +271,7 @@ def test_local_revision_changes_when_a_middle_tensor_changes_but_not_the_file_si
 
 
 def test_a_revision_label_never_hides_a_changed_checkpoint(qzhou_dir, tmp_path):
-    from qzhou_eval.config import EvalConfig
-    from qzhou_eval.resume import run_settings
+    from qzhou_eval.recipe.resolve import prepare
 
     copy = tmp_path / "m"
     shutil.copytree(qzhou_dir, copy)
@@ -281,5 +281,5 @@ def test_a_revision_label_never_hides_a_changed_checkpoint(qzhou_dir, tmp_path):
     save_file(tensors, copy / "model.safetensors", metadata={"format": "pt"})
     after = resolve_checkpoint(str(copy), revision="v1")
     assert before.revision == after.revision == "v1" and before.content != after.content
-    config = EvalConfig(str(copy), tasks=("STS12",), device="cpu")
-    assert run_settings(config, "o/m", "v1", before.content) != run_settings(config, "o/m", "v1", after.content)
+    config = EvalConfig(str(copy), tasks=("STS12",), device="cpu", revision="v1")
+    assert prepare(config, quiet=True).settings()["content"] == after.content != before.content

@@ -4,7 +4,8 @@ import json
 import multiprocessing as mp
 import time
 
-from qzhou_eval.manifest import MANIFEST_NAME, Manifest, _locked
+from qzhou_eval.store.lock import folder_lock
+from qzhou_eval.store.manifest import MANIFEST_NAME, Manifest
 
 
 def record_tasks(folder, job, n, ready=None):
@@ -31,7 +32,7 @@ def test_concurrent_jobs_keep_every_task_and_leave_no_lock_file(tmp_path):
 def test_a_save_waits_while_another_job_holds_the_folder_lock(tmp_path):
     ctx = mp.get_context("spawn")  # a forked child would inherit the held lock's descriptor
     ready = ctx.Event()
-    with _locked(tmp_path / MANIFEST_NAME):
+    with folder_lock(tmp_path):
         job = ctx.Process(target=record_tasks, args=(tmp_path, 1, 1, ready))
         job.start()
         assert ready.wait(60)  # the job is about to save

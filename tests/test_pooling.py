@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from qzhou_eval.errors import UserError
-from qzhou_eval.pooling import first_token, get_pooler, last_token, mean, normalize, weighted_mean
+from qzhou_eval.model.pooling import first_token, get_pooler, last_token, mean, normalize, weighted_mean
 
 # two sequences, hidden size 2: row 0 left-padded (one pad), row 1 full
 H = torch.tensor([[[9.0, 9.0], [1.0, 2.0], [3.0, 4.0]], [[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]]])

@@ -10,9 +10,9 @@ import torch
 from reference_impl import cosines
 
 from qzhou_eval.cli import main
-from qzhou_eval.instructions import make_rule, mteb_instruction
-from qzhou_eval.loading import locate
-from qzhou_eval.presets import all_presets, detect, get_preset
+from qzhou_eval.recipe.checkpoint import locate
+from qzhou_eval.recipe.instructions import make_rule, mteb_instruction
+from qzhou_eval.recipe.presets import all_presets, detect, get_preset
 
 QUERIES = ["How do I reset my password on Ubuntu?", "", "今天天气很好", "the cat sat on the mat " * 5]
 DOCS = ["A girl is styling her hair.", "Stocks fell sharply after the announcement.", "x"]
@@ -224,7 +224,7 @@ def test_each_preset_states_its_empty_text_rule_and_sources():
 
 
 def test_sentence_transformers_preset_reads_the_model_config(minilm_dir):
-    from qzhou_eval.presets import resolve_values
+    from qzhou_eval.recipe.presets import resolve_values
 
     values, prompts = resolve_values(get_preset("sentence-transformers"), minilm_dir)
     assert values["pooling"] == "mean" and values["normalize"] is True and values["max_length"] == 256

@@ -8,8 +8,8 @@ import pytest
 from conftest import REPO, run_cli
 
 from qzhou_eval.cli import main
-from qzhou_eval.instructions import PROMPT_TYPES, load_table, make_rule
-from qzhou_eval.presets import get_preset
+from qzhou_eval.recipe.instructions import PROMPT_TYPES, load_table, make_rule
+from qzhou_eval.recipe.presets import get_preset
 
 BENCHMARKS = {"MTEB(eng, v2)": 41, "MTEB(cmn, v1)": 31}
 QWEN3_BENCHMARKS = ("MTEB(eng, v2)", "MTEB(cmn, v1)", "MTEB(Multilingual, v2)", "MTEB(Code, v1)")
@@ -176,8 +176,8 @@ def test_qwen3_file_is_carried_byte_for_byte_with_its_sha256(shared_data):
 def test_an_edited_instruction_file_is_refused(tmp_path, monkeypatch):
     import shutil
 
-    from qzhou_eval import instructions
     from qzhou_eval.errors import UserError
+    from qzhou_eval.recipe import instructions
 
     shutil.copytree(REPO / "instructions", tmp_path / "instructions")
     path = tmp_path / "instructions" / "qwen3" / "task_prompts.json"

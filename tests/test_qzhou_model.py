@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from qzhou_eval.loading import load_model, resolve_checkpoint
+from qzhou_eval.model.weights import load_model
+from qzhou_eval.recipe.checkpoint import resolve_checkpoint
 
 TEXTS = ["A man is playing a flute on the beach today.", "The cat sat."]
 

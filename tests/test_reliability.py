@@ -207,8 +207,10 @@ def test_failing_task_does_not_stop_the_suite_and_sets_exit_1(qzhou_dir, slow_da
 
 
 def test_out_of_memory_halves_the_batch_and_gives_identical_embeddings(qzhou_dir):
-    from qzhou_eval.embedder import Embedder, EncodeStats
-    from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
+    from qzhou_eval.model.embedder import Embedder, EncodeStats
+    from qzhou_eval.model.weights import load_model
+    from qzhou_eval.recipe.checkpoint import resolve_checkpoint
+    from qzhou_eval.recipe.tokenizer import load_tokenizer
 
     ckpt = resolve_checkpoint(str(qzhou_dir))
     model = load_model(ckpt, "float32", "sdpa", "cpu", False)
@@ -243,8 +245,10 @@ def test_max_length_that_leaves_no_room_after_the_instruction_is_refused(qzhou_d
 
 
 def test_non_finite_embedding_fails_loudly(qzhou_dir):
-    from qzhou_eval.embedder import Embedder
-    from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
+    from qzhou_eval.model.embedder import Embedder
+    from qzhou_eval.model.weights import load_model
+    from qzhou_eval.recipe.checkpoint import resolve_checkpoint
+    from qzhou_eval.recipe.tokenizer import load_tokenizer
 
     ckpt = resolve_checkpoint(str(qzhou_dir))
     model = load_model(ckpt, "float32", "sdpa", "cpu", False)

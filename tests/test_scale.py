@@ -9,12 +9,15 @@ from conftest import run_cli
 from reference_impl import cosines
 
 from qzhou_eval.cli import main
-from qzhou_eval.embedder import Embedder, plan_batches
 from qzhou_eval.errors import UserError
-from qzhou_eval.loading import load_model, load_tokenizer, resolve_checkpoint
-from qzhou_eval.shard import launcher_device, parse_shard, shard_from_env, shard_tasks
-from qzhou_eval.sizes import size_table, spec_size, task_size
-from qzhou_eval.tasks import benchmark_tasks
+from qzhou_eval.evaluate.shard import launcher_device, parse_shard, shard_from_env, shard_tasks
+from qzhou_eval.evaluate.sizes import size_table, spec_size, task_size
+from qzhou_eval.model.batching import plan_batches
+from qzhou_eval.model.embedder import Embedder
+from qzhou_eval.model.weights import load_model
+from qzhou_eval.recipe.benchmarks import benchmark_tasks
+from qzhou_eval.recipe.checkpoint import resolve_checkpoint
+from qzhou_eval.recipe.tokenizer import load_tokenizer
 
 TEXTS = [("word " * (i % 37)) + f"text {i}" for i in range(90)] + [""]
 

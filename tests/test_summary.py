@@ -9,11 +9,11 @@ import pytest
 
 from qzhou_eval.cli import main
 from qzhou_eval.config import EvalConfig
-from qzhou_eval.manifest import MANIFEST_NAME
-from qzhou_eval.resume import fingerprint
-from qzhou_eval.runner import run
-from qzhou_eval.summary import load_tree, merge_cells, summary_table, task_scores
-from qzhou_eval.tasks import benchmark_tasks
+from qzhou_eval.evaluate.runner import run
+from qzhou_eval.provenance import fingerprint
+from qzhou_eval.recipe.benchmarks import benchmark_tasks
+from qzhou_eval.report.summary import load_tree, merge_cells, summary_table, task_scores
+from qzhou_eval.store.manifest import MANIFEST_NAME
 
 ENG, CMN = "MTEB(eng, v2)", "MTEB(cmn, v1)"
 TYPE_VALUE = {
@@ -324,8 +324,8 @@ def type_columns_of(table):
 
 
 def test_bundled_reference_matches_published_tree(shared_data):
-    from qzhou_eval.reference import resolve_reference
-    from qzhou_eval.summary import load_published
+    from qzhou_eval.report.reference import resolve_reference
+    from qzhou_eval.report.summary import load_published
 
     for bench in (ENG, CMN):
         a = task_scores(load_published(resolve_reference("qzhou")), bench)
@@ -500,7 +500,7 @@ def test_a_multi_model_reference_tree_needs_reference_model(tmp_path, capsys):
     assert set(deltas["reference"]) == {"org/b@r9"} and deltas.loc["STS12", "delta"] == -10.0
     # the same check, callable before a run loads its model
     from qzhou_eval.errors import UserError
-    from qzhou_eval.reference import check_reference
+    from qzhou_eval.report.reference import check_reference
 
     with pytest.raises(UserError, match="holds several models"):
         check_reference(str(tmp_path / "ref"))
@@ -534,7 +534,7 @@ def test_max_delta_needs_a_reference(tmp_path, capsys):
 
 
 def test_benchmark_snapshot_equals_mteb_for_every_benchmark():
-    from qzhou_eval.summary import benchmark_snapshot, listing_from_mteb, names_from_mteb
+    from qzhou_eval.recipe.benchmarks import benchmark_snapshot, listing_from_mteb, names_from_mteb
 
     snap = benchmark_snapshot()
     assert snap is not None, "data/benchmark_cells.json.gz is missing or not from the installed mteb"

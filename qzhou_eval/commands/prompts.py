@@ -1,0 +1,81 @@
+"""`prompts`: the exact prefix each task and prompt type gets under a preset, and where it comes from."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from ..config import PROMPT_TYPES
+from ..recipe.benchmarks import parse_task_list, select_specs
+from ..recipe.checkpoint import locate
+from ..recipe.instructions import prompt_rule, sides_called, task_type
+from ..recipe.presets import detect, get_preset
+from .flags import boolean
+
+
+def add_parser(sub: Any) -> None:
+    pr = sub.add_parser("prompts", help="the exact prefix each task and prompt type gets, and where it comes from")
+    pr.add_argument(
+        "--benchmark", default=None, help="any mteb 1.38.30 benchmark (default: MTEB(eng, v2), unless --tasks)"
+    )
+    pr.add_argument(
+        "--tasks",
+        nargs="+",
+        default=None,
+        help="task names (space- or comma-separated); any mteb task without --benchmark",
+    )
+    pr.add_argument("--use_instruction", type=boolean, default=True, help="false: no prefix anywhere")
+    pr.add_argument(
+        "--format",
+        choices=["table", "json", "json_sources"],
+        default="table",
+        help='json: {"Task": {"query", "passage", "none"}} prefixes; json_sources: each cell\'s prefix and source, '
+        "the task type and the sides mteb calls",
+    )
+    pr.add_argument("--preset", default=None, help="default: detected from --model_name_or_path, else qzhou")
+    pr.add_argument("--model_name_or_path", default=None, help="a model, for detection and its own prompts")
+    pr.add_argument("--instruction", default=None, help="replace every task's instruction text")
+    pr.set_defaults(func=cmd_prompts)
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    tasks = parse_task_list(args.tasks)
+    benchmark = args.benchmark or (None if tasks else "MTEB(eng, v2)")
+    names = [spec.name for spec in select_specs(benchmark, tasks)]
+    path = None
+    if args.model_name_or_path:
+        path, config, _ = locate(args.model_name_or_path, weights=False)
+        preset = get_preset(args.preset) if args.preset else detect(path, config, args.model_name_or_path)[0]
+    else:
+        preset = get_preset(args.preset or "qzhou")
+    settings = SimpleNamespace(preset=preset.name, use_instruction=args.use_instruction, instruction=args.instruction)
+    rule = prompt_rule(settings, path)
+    cells = {task: {kind: rule.cell(task, kind) for kind in PROMPT_TYPES} for task in names}
+    if args.format == "json":  # {"Task": {"query", "passage", "none"}}: prefixes only
+        rows = {t: {k: c.prefix for k, c in row.items()} for t, row in cells.items()}
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if args.format == "json_sources":
+        out = {
+            t: {"type": task_type(t), "called": list(sides_called(t)), **{k: c._asdict() for k, c in row.items()}}
+            for t, row in cells.items()
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    print(
+        f"{benchmark or 'tasks'}, preset {preset.name}: rule {rule.rule}, template {rule.template!r}, "
+        f"use_instruction={args.use_instruction}"
+    )
+    print(f"source: {preset.source}")
+    print("cells: where each side's instruction comes from (table, task_metadata, fixed, model_prompts, override;")
+    print("       none = no prefix); in brackets: a side mteb 1.38.30 never encodes for that task type")
+    width = max(len(t) for t in cells)
+    print(f"{'task':{width}s}  {'type':20s} {'query':15s} {'passage':15s} {'none':15s} prefix")
+    for task, row in cells.items():
+        called = sides_called(task)
+        marks = [row[k].source if k in called else f"({row[k].source})" for k in PROMPT_TYPES]
+        shown = " | ".join(dict.fromkeys(repr(row[k].prefix) for k in called if row[k].prefix))
+        print(f"{task:{width}s}  {task_type(task):20s} {marks[0]:15s} {marks[1]:15s} {marks[2]:15s} {shown}")
+    return 0

@@ -1,0 +1,1 @@
+"""report: what runs wrote, read back: leaderboard tables, deltas to published scores, paired comparisons, plots."""
