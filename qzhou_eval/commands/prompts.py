@@ -43,7 +43,7 @@ def add_parser(sub: Any) -> None:
 def cmd_prompts(args: argparse.Namespace) -> int:
     tasks = parse_task_list(args.tasks)
     benchmark = args.benchmark or (None if tasks else "MTEB(eng, v2)")
-    names = [spec.name for spec in select_specs(benchmark, tasks)]
+    names = [name for spec in select_specs(benchmark, tasks) for name in spec.names]  # an aggregate's subtasks
     path = None
     if args.model_name_or_path:
         path, config, _ = locate(args.model_name_or_path, weights=False)

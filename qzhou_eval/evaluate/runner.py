@@ -31,7 +31,7 @@ from ..recipe.checkpoint import fetch_weights
 from ..recipe.resolve import Recipe, prepare
 from ..store.cache import EmbeddingCache, default_cache_dir, flush_interval
 from ..store.lock import check_locking
-from ..store.manifest import MANIFEST_NAME, Manifest
+from ..store.manifest import MANIFEST_NAME, Manifest, annotate_tasks, read_for_update
 from ..store.results import model_folder, stage_task_result, write_model_meta
 from ..store.resume import conflict_message, sort_tasks
 from .adapter import MtebEncoder, model_meta
@@ -115,6 +115,7 @@ def run(config: EvalConfig) -> RunReport:
         specs = [spec for spec in specs if spec.name in mine]
         _say(f"shard {k}/{n}: {len(specs)} of {selected} tasks")
     plans = {spec.name: build_plan(recipe, spec, config.data_dir) for spec in specs}
+    read_for_update(folder / MANIFEST_NAME)  # a manifest that cannot be read stops the run now, not after hours
     todo = sort_tasks(
         folder, specs, {n: p.settings() for n, p in plans.items()}, config.overwrite, config.allow_code_change
     )
@@ -125,6 +126,15 @@ def run(config: EvalConfig) -> RunReport:
     for name in todo.skip:
         accepted = todo.accepted.get(name)
         _say(f"skip {name} (done" + (f"; kept under --allow_code_change: {accepted['code']}" if accepted else "") + ")")
+    if todo.accepted and not config.dry_run:  # recorded: these results were made by other harness code
+        when = now()
+        annotate_tasks(
+            folder,
+            {
+                t: {"accepted_code_change": {"from": d["code"][0], "to": d["code"][1], "at": when}}
+                for t, d in todo.accepted.items()
+            },
+        )
     for name, why in todo.redo.items():
         _say(f"redo {name}: its result file cannot be used ({why})")
     if config.dry_run:
@@ -146,7 +156,7 @@ def run(config: EvalConfig) -> RunReport:
     _say(f"loading {ckpt.name} ({ckpt.kind}) from {ckpt.path} on {config.device} as {config.dtype}")
     embedder, found = build_embedder(recipe)
     try:
-        manifest = _open_manifest(recipe, found, folder, next(iter(plans.values())), todo.accepted)
+        manifest = _open_manifest(recipe, found, folder, next(iter(plans.values())))
         meta = model_meta(
             ckpt.name,
             ckpt.revision,
@@ -163,9 +173,7 @@ def run(config: EvalConfig) -> RunReport:
     return report
 
 
-def _open_manifest(
-    recipe: Recipe, found: dict[str, Any], folder: Path, any_plan: TaskPlan, accepted: dict[str, Any]
-) -> Manifest:
+def _open_manifest(recipe: Recipe, found: dict[str, Any], folder: Path, any_plan: TaskPlan) -> Manifest:
     config, ckpt = recipe.config, recipe.checkpoint
     manifest = Manifest(
         folder / MANIFEST_NAME,
@@ -183,7 +191,6 @@ def _open_manifest(
             "versions": package_versions(),
             "device_name": device_name(config.all_devices[0]),
             "resolved": {"max_length": config.max_length, "padding_side": config.padding_side, **found},
-            "accepted_code_change": {t: d["code"] for t, d in accepted.items()} or None,
         },
     )
     if config.cache != "off":

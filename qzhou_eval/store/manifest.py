@@ -81,3 +81,14 @@ class Manifest:
             old = read_for_update(self.path)
             self.data["tasks"] = {**old.get("tasks", {}), **self.own}
             write_json_atomic(self.path, self.data)
+
+
+def annotate_tasks(folder: Path, notes: dict[str, dict[str, Any]]) -> None:
+    """Add keys to existing task entries (e.g. that a result was kept under --allow_code_change), under the lock."""
+    path = Path(folder) / MANIFEST_NAME
+    with folder_lock(path.parent):
+        data = read_for_update(path)
+        for task, note in notes.items():
+            if isinstance(data.get("tasks", {}).get(task), dict):
+                data["tasks"][task].update(note)
+        write_json_atomic(path, data)
