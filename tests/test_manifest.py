@@ -40,3 +40,27 @@ def test_a_save_waits_while_another_job_holds_the_folder_lock(tmp_path):
         assert job.is_alive() and not (tmp_path / MANIFEST_NAME).exists()
     job.join(30)
     assert job.exitcode == 0 and "job1-task0" in json.loads((tmp_path / MANIFEST_NAME).read_text())["tasks"]
+
+
+def test_the_one_atomic_writer_fsyncs_and_never_shares_a_temp_name(tmp_path, monkeypatch):
+    import os
+
+    from qzhou_eval.files import StagedFile, staged
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    a, b = StagedFile(tmp_path / "x.json"), StagedFile(tmp_path / "x.json")
+    assert a.tmp != b.tmp  # two writers of one file (shard jobs) never write into each other's temp file
+    a.tmp.write_text("1")
+    b.tmp.write_text("2")
+    a.publish()
+    b.publish()
+    assert (tmp_path / "x.json").read_text() == "2" and len(synced) == 2
+    try:
+        with staged(tmp_path / "y.json") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed while writing")
+    except RuntimeError:
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]  # no target, no temp file left

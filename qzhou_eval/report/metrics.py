@@ -277,8 +277,11 @@ class _AveragePrecision:
     def stats(self, w: np.ndarray) -> Stats:
         acc = _accumulator(w)
         tp = np.cumsum(np.take(w, self.pos_units, axis=1), axis=1, dtype=acc)
+        negatives = np.take(w, self.neg_units, axis=1)
+        if negatives.dtype.itemsize == 1 and negatives.size and negatives.max() <= 1:
+            return tp, _binary_prefix_sums(negatives, self.fp_through).astype(acc)
         fp_cum = np.zeros((w.shape[0], self.neg_units.shape[0] + 1), dtype=acc)
-        np.cumsum(np.take(w, self.neg_units, axis=1), axis=1, dtype=acc, out=fp_cum[:, 1:])
+        np.cumsum(negatives, axis=1, dtype=acc, out=fp_cum[:, 1:])
         return tp, np.take(fp_cum, self.fp_through, axis=1)
 
     def numerator(self, tp: np.ndarray, fp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,6 +297,24 @@ class _AveragePrecision:
 
     def finish(self, tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
         return _safe_divide(*self.numerator(tp, fp))
+
+
+def _binary_prefix_sums(bits: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """sum(bits[:, :c]) for every cut c (R, len(cuts)), for 0/1 rows: popcounts of 64-bit words.
+
+    The randomization masks are bits, and only a few prefix sums (one per positive) are needed among
+    many negatives: packing and counting words touches 1/64 of the values a cumulative sum would.
+    """
+    rows, size = bits.shape
+    words = -(-size // 64)
+    packed = np.zeros((rows, words * 8), dtype=np.uint8)
+    packed[:, : -(-size // 8)] = np.packbits(bits.view(np.uint8), axis=1, bitorder="little")
+    packed = packed.view("<u8")  # element 64k + j is bit j of word k
+    before = np.zeros((rows, words + 1), dtype=np.int32)
+    np.cumsum(np.bitwise_count(packed), axis=1, dtype=np.int32, out=before[:, 1:])
+    word, offset = cuts // 64, (cuts % 64).astype(np.uint64)
+    partial = np.take(packed, np.minimum(word, words - 1), axis=1) & ((np.uint64(1) << offset) - np.uint64(1))
+    return np.take(before, word, axis=1) + np.bitwise_count(partial)
 
 
 def _precision(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
