@@ -132,6 +132,8 @@ def test_embed_matches_independent_reference(qzhou_dir, tmp_path):
         "float32",
         "--batch_size",
         "2",
+        "--max_padding",
+        "1",
         "--max_length",
         "20",
         "--device",

@@ -243,3 +243,23 @@ def test_right_padding_on_a_bidirectional_decoder_gives_the_same_mean_embeddings
     right = Embedder(model, load_tokenizer(ckpt, "right", False), batch_size=4).encode(TEXTS, PREFIX)
     left = Embedder(model, load_tokenizer(ckpt, "left", False), batch_size=4).encode(TEXTS, PREFIX)
     assert cosines(right, left).min() > 0.99999
+
+
+def test_padded_batches_of_a_right_padding_encoder_equal_one_text_at_a_time(tmp_path):
+    """BERT's positions are absolute: padding on the wrong side would move every real token. The batches here are
+    really padded (fixed size, mixed lengths), and must equal embedding each text alone."""
+    import fixture_models
+
+    from qzhou_eval.model.weights import load_model
+    from qzhou_eval.recipe.checkpoint import resolve_checkpoint
+    from qzhou_eval.recipe.tokenizer import load_tokenizer
+
+    ckpt = resolve_checkpoint(str(fixture_models.build_bert(tmp_path / "bert")))
+    model, tok = load_model(ckpt, "float32", "sdpa", "cpu", False), load_tokenizer(ckpt, "auto", False)
+    assert tok.padding_side == "right"
+    texts = ["a", "A girl is styling her hair.", "How do I reset my password on Ubuntu? " * 3, "x y", "cats"]
+    batched = Embedder(model, tok, pooling="cls", batch_size=5, max_padding=1.0)
+    out = batched.encode(texts)
+    assert batched.last_padding[0] > 0  # padded tokens in the batch
+    alone = np.stack([Embedder(model, tok, pooling="cls", batch_size=1).encode([t])[0] for t in texts])
+    assert np.abs(out - alone).max() < 1e-5

@@ -95,7 +95,7 @@ def embed(capsys, tmp_path):
         src.write_text("\n".join(texts) + "\n", encoding="utf-8")
         argv = ["embed", "--model_name_or_path", str(model), "--preset", "sentence-transformers"]
         argv += ["--task", "STSBenchmark", "--prompt_type", prompt_type, "--input", str(src), "--output", str(out)]
-        argv += ["--dtype", "float32", "--device", "cpu", "--batch_size", "2", *flags]
+        argv += ["--dtype", "float32", "--device", "cpu", "--batch_size", "2", "--max_padding", "1", *flags]
         code = main(argv)
         assert code == 0, capsys.readouterr().err
         return np.load(out)
