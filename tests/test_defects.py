@@ -373,3 +373,20 @@ def test_local_data_is_hashed_once_and_remembered_across_processes(tmp_path, mon
     assert data_sha256(spec, str(data)) == first
     os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # a real edit moves the mtime
     assert data_sha256(spec, str(data)) != first
+
+
+# --- two local copies of one dataset are never confused by the `datasets` cache -----------------------------------
+
+
+def test_a_second_local_copy_of_a_dataset_is_read_as_itself_not_from_the_first_ones_cache(qzhou_dir, tmp_path):
+    counts = {}
+    for name, n_queries in (("a", 6), ("b", 3)):
+        data = tmp_path / name / "hub"
+        fd.beir_retrieval(data, "mteb/scifact", n_queries=n_queries, seed=n_queries)  # same folder name, README
+        config = EvalConfig(
+            str(qzhou_dir), tasks=("SciFact",), data_dir=str(data), output_dir=str(tmp_path / name / "out"),
+            dtype="float32", device="cpu", cache="off",
+        )  # fmt: skip
+        report = run(config)
+        counts[name] = report.inputs["SciFact"]["texts"]
+    assert counts["b"] == 24 + 3 and counts["a"] > counts["b"]  # b's own 3 queries, not a's 6

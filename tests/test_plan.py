@@ -19,7 +19,7 @@ from qzhou_eval import provenance
 from qzhou_eval.config import EvalConfig
 from qzhou_eval.errors import UserError
 from qzhou_eval.evaluate import plan as plan_module
-from qzhou_eval.evaluate.plan import TEXT_FIELDS, build_plan
+from qzhou_eval.evaluate.plan import build_plan
 from qzhou_eval.evaluate.runner import run
 from qzhou_eval.model.embedder import Embedder
 from qzhou_eval.recipe.benchmarks import select_specs
@@ -28,6 +28,8 @@ from qzhou_eval.store.cache import settings_key
 from qzhou_eval.store.manifest import MANIFEST_NAME
 
 HUBS = {"STS12": "mteb/sts12-sts", "SciFact": "mteb/scifact"}
+# the only recipe fields a cache key may leave out: they change the model input string, which is hashed per text
+MODEL_INPUT_FIELDS = {"preset", "use_instruction", "instruction", "empty_text", "text_suffix"}
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +120,7 @@ def test_every_recipe_field_is_in_the_fingerprint_and_every_vector_shaping_one_i
     for field in base_plan.recipe:
         other = replace(base_plan, recipe={**base_plan.recipe, field: changed(base_plan.recipe[field])})
         assert other.fingerprint() != fingerprint, field
-        if field in TEXT_FIELDS:  # they change the model input string, which the cache hashes per text
+        if field in MODEL_INPUT_FIELDS:
             assert settings_key(other.cache_settings()) == key, field
         else:
             assert settings_key(other.cache_settings()) != key, field

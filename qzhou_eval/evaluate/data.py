@@ -12,10 +12,18 @@ script fails its task with a message instead of reaching `datasets` at all.
 
 The content hash of a task's local data (every file, memoised like checkpoint weights: `files.file_sha256`)
 goes into its plan, so an edited query file is a settings change, and a restart re-reads no unchanged file.
+
+The `datasets` library (3.2.0) caches what it builds from a local folder whose README declares configs under
+the folder's name and that README, neither its path nor its files: a second copy of a dataset with the same
+name (a refreshed copy, another `--data_dir`) would silently be read as the first one. So every local task's
+data is built into a cache folder named by its content hash (`local_datasets_cache`): another content, another
+folder; the same content, the same folder (nothing is built twice).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +93,17 @@ def data_sha256(spec: BenchmarkTask, data_dir: str | None) -> str:
         return HUB
     folders = [folder for path in spec.dataset_paths for folder in local_folders(data_dir, path)]
     return tree_sha256(folders, Path(data_dir).resolve())[:16]
+
+
+@contextmanager
+def local_datasets_cache(data_sha256: str) -> Iterator[Path]:
+    """`datasets` builds this task's local data under `<its cache>/qzhou_eval_local/<content hash>` for the block."""
+    import datasets.config
+
+    before = datasets.config.HF_DATASETS_CACHE
+    folder = Path(before) / "qzhou_eval_local" / data_sha256
+    datasets.config.HF_DATASETS_CACHE = folder
+    try:
+        yield folder
+    finally:
+        datasets.config.HF_DATASETS_CACHE = before

@@ -35,7 +35,7 @@ from ..store.manifest import MANIFEST_NAME, Manifest, annotate_tasks, read_for_u
 from ..store.results import model_folder, stage_task_result, write_model_meta
 from ..store.resume import conflict_message, sort_tasks
 from .adapter import MtebEncoder, model_meta
-from .data import HUB, use_local_data
+from .data import HUB, local_datasets_cache, use_local_data
 from .plan import TaskPlan, all_prefixes, build_plan
 from .shard import shard_tasks
 from .sizes import size_table, spec_size
@@ -259,7 +259,10 @@ class Suite:
             entry["splits"] = list(task.eval_splits)
             if plan.data_source != HUB:
                 use_local_data(task, config.data_dir)
-            result = _evaluate(task, self.encoder, plan.batch_size)
+                with local_datasets_cache(plan.data_sha256):
+                    result = _evaluate(task, self.encoder, plan.batch_size)
+            else:
+                result = _evaluate(task, self.encoder, plan.batch_size)
             staged = stage_task_result(self.manifest.path.parent, result)
             report.done[name] = _scores(result)
             entry.update(status="done", scores=report.done[name], result_sha256=staged.sha256())

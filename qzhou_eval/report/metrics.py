@@ -64,8 +64,9 @@ def n_units(data: Data) -> int:
 
 
 def chunk_rows(width: int) -> int:
-    """Rows per chunk for weight rows of ``width`` units, so that one chunk holds ~CHUNK_ELEMENTS values."""
-    return max(1, CHUNK_ELEMENTS // max(1, width))
+    """Rows per chunk for weight rows of ``width`` units: ~CHUNK_ELEMENTS values, but at least 4 rows
+    (very wide rows would otherwise pay numpy's per-call overhead once per resample)."""
+    return max(4, CHUNK_ELEMENTS // max(1, width))
 
 
 def _accumulator(w: np.ndarray) -> type[np.number]:
@@ -216,9 +217,12 @@ class _Spearman:
     def _binary_pred_moments(mask: np.ndarray, uy: np.ndarray) -> tuple[np.ndarray, ...]:
         """Pred moments for 0/1 weights on distinct preds (randomization masks): the N kept units rank
         1..N in pred order, so the rank sums have closed forms and only the cross term is summed."""
-        rank = np.cumsum(mask, axis=1, dtype=np.float64)
-        kept = rank[:, -1]
-        cross = np.einsum("ij,ij,ij->i", mask.astype(np.float64), rank, np.broadcast_to(uy, rank.shape))
+        rank = np.cumsum(mask, axis=1, dtype=np.int32)  # exact; float cumsum is twice as slow
+        kept = rank[:, -1].astype(np.float64)
+        if uy.shape[0] == 1:
+            cross = np.einsum("ij,ij,j->i", mask, rank, uy[0])
+        else:
+            cross = np.einsum("ij,ij,ij->i", mask, rank, uy)
         return kept, kept * (kept + 1) / 2, kept * (kept + 1) * (2 * kept + 1) / 6, cross
 
 
@@ -334,8 +338,8 @@ class _BinShift:
 
     Similarity functions of one model rank pairs almost identically (cosine, dot and Euclidean agree up
     to float rounding for normalised embeddings), so few units change bin between them. A unit whose bin
-    moves from b0 to b adds its weight to the sums of groups [b, b0) (or removes it from [b0, b)): a
-    difference array over groups, scattered from the moved units only, then one cumulative sum.
+    moves from b0 to b adds its weight to the sums of slots [b, b0) (or removes it from [b0, b)): a
+    difference array over slots, scattered from the moved units only, then a cumulative sum.
     """
 
     def __init__(self, base_bins: np.ndarray, bins: np.ndarray, n_slots: int) -> None:
@@ -354,14 +358,14 @@ class _BinShift:
     def size(self) -> int:
         return self.units.shape[0]
 
-    def at(self, w: np.ndarray, slots: np.ndarray, dtype: type[np.number]) -> np.ndarray:
-        """The correction at the given slots only (R, len(slots)): O(moved + slots), not O(n_slots)."""
+    def at(self, w: np.ndarray, dtype: type[np.number], *slots: np.ndarray) -> list[np.ndarray]:
+        """The correction at each given slot array only (R, len): O(moved + slots), not O(n_slots)."""
         if self.size == 0:
-            return np.zeros((w.shape[0], slots.shape[0]), dtype=dtype)
+            return [np.zeros((w.shape[0], where.shape[0]), dtype=dtype) for where in slots]
         signed = np.take(w, self.units, axis=1) * self.steps
         running = np.zeros((w.shape[0], self.targets.shape[0] + 1), dtype=dtype)
         np.cumsum(np.add.reduceat(signed, self.starts, axis=1, dtype=dtype), axis=1, out=running[:, 1:])
-        return np.take(running, np.searchsorted(self.targets, slots, side="right"), axis=1)
+        return [np.take(running, np.searchsorted(self.targets, where, side="right"), axis=1) for where in slots]
 
     def covered(self) -> np.ndarray:
         """Slots whose value this shift can change: the union of the moved units' ranges (bool, n_slots)."""
@@ -389,6 +393,9 @@ class _WideShift:
         return self.tp.apply(base_stats[0], w), self.fp.apply(base_stats[1], w)
 
 
+_Slots = tuple[np.ndarray, np.ndarray]
+
+
 class _SlotShift:
     """A row derived from a base row at the few slots where its AP terms can differ.
 
@@ -398,14 +405,18 @@ class _SlotShift:
     numerator = base numerator + (this row's terms - the base row's terms) over the affected slots.
     """
 
-    def __init__(self, base: int, tp: _BinShift, fp: _BinShift, own: np.ndarray, theirs: np.ndarray) -> None:
+    def __init__(self, base: int, tp: _BinShift, fp: _BinShift, own: _Slots, theirs: _Slots) -> None:
         self.base, self.tp, self.fp = base, tp, fp
         self.slots, self.before = own  # this row's affected threshold slots and their predecessors
         self.base_slots, self.base_before = theirs
 
     @staticmethod
-    def affected(changed: np.ndarray, own_ends: np.ndarray, base_ends: np.ndarray) -> tuple | None:
-        """(own, theirs) slot pairs to re-sum, given the slots whose TP or FP can change."""
+    def affected(changed: np.ndarray, own_ends: np.ndarray, base_ends: np.ndarray) -> tuple[_Slots, _Slots]:
+        """(this row's, the base row's) threshold slots to re-sum, and the slots before each.
+
+        ``changed`` marks the slots whose TP or FP can differ; a term also differs where the threshold
+        slots themselves or their predecessors differ, or where its predecessor's values do.
+        """
         own_prev, base_prev = _previous_end(own_ends), _previous_end(base_ends)
         changed = changed | (own_ends != base_ends) | (own_prev != base_prev)
         pairs = []
@@ -417,10 +428,13 @@ class _SlotShift:
 
     def stats(self, w: np.ndarray, base_stats: Stats) -> Stats:
         tp0, fp0 = base_stats
-        acc = tp0.dtype
-        tp = _take_slots(tp0, self.slots) + self.tp.at(w, self.slots, acc)
-        tp_before = _take_slots(tp0, self.before) + self.tp.at(w, self.before, acc)
-        return tp, tp_before, _take_slots(fp0, self.slots) + self.fp.at(w, self.slots, acc)
+        tp_shift, tp_before_shift = self.tp.at(w, tp0.dtype, self.slots, self.before)
+        (fp_shift,) = self.fp.at(w, fp0.dtype, self.slots)
+        return (
+            _take_slots(tp0, self.slots) + tp_shift,
+            _take_slots(tp0, self.before) + tp_before_shift,
+            _take_slots(fp0, self.slots) + fp_shift,
+        )
 
     def numerator(self, stats: Stats, base_stats: Stats, base_numerator: tuple) -> tuple[np.ndarray, np.ndarray]:
         tp0, fp0 = base_stats
@@ -465,8 +479,8 @@ class _MaxAveragePrecision:
         """How to get this row from the full row it differs least from; None when in full is cheaper."""
         full_cost = row.pos_units.shape[0] + row.neg_units.shape[0]
         best, best_moved = None, full_cost // 8
-        for i, (base, planned) in enumerate(zip(self.rows, self.plan, strict=False)):
-            moved = np.count_nonzero(base.bins != row.bins) if planned is None else best_moved
+        for i, planned in enumerate(self.plan):  # the rows before this one; only full ones can be bases
+            moved = np.count_nonzero(self.rows[i].bins != row.bins) if planned is None else best_moved
             if moved < best_moved:
                 best, best_moved = i, moved
         if best is None:

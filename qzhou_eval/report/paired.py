@@ -14,6 +14,14 @@ count it twice and hide real differences. Everything here therefore keeps units 
 
 Resampling is seeded per task from (seed, stable hash of the task name), so a task's result is
 reproducible and independent of which other tasks are compared.
+
+The randomization test: in each of R draws every unit swaps its a/b data with probability 1/2, giving
+pseudo-models a', b' and delta' = metric(b') - metric(a'); p = (1 + #{|delta'| >= |delta| - 1e-12}) /
+(1 + R), which is never 0 and is exactly 1 for identical models. For the linear kinds a swap flips the
+sign of the unit's difference; for the others a pseudo-model is a 0/1 mask over both models' units side
+by side, with scores first put on a common rank scale (``_scale_free``). The percentile interval is
+the usual one; in simulations at n = 200 it excludes 0 slightly more often than 5% under no difference
+(about 5.4%), as percentile intervals of a mean do at small n.
 """
 
 from __future__ import annotations
@@ -296,6 +304,8 @@ def paired_task(
     from generators seeded by (seed, task). ``parallel`` runs the two in two threads (same result).
     """
     _check_pair(kind, data_a, data_b)
+    if resamples < 1 or not 0 < alpha < 1:
+        raise UserError(f"need resamples >= 1 and 0 < alpha < 1 (got {resamples}, {alpha})")
     score_a, score_b = score(kind, data_a), score(kind, data_b)
     delta = score_b - score_a
     entropy = task_seed(seed, task)
