@@ -63,18 +63,6 @@ def visible_gpus() -> tuple[str, ...]:
     return tuple(f"cuda:{i}" for i in range(torch.cuda.device_count())) if torch.cuda.is_available() else ()
 
 
-PRESET_FIELDS = (  # EvalConfig fields a preset decides unless the user set them (None = "the preset's")
-    "pooling_mode",
-    "normalize",
-    "max_length",
-    "dtype",
-    "attn_implementation",
-    "padding_side",
-    "attention",
-    "append_eos",
-    "empty_text",
-    "text_suffix",
-)
 _UNSET = "<preset>"  # empty_text may legitimately be None (keep empty texts), so it needs its own marker
 
 
@@ -89,6 +77,9 @@ class EvalConfig:
     tasks: tuple[str, ...] = ()  # empty = the whole benchmark
     pooling_mode: str | None = None
     normalize: bool | None = None
+    # task type -> normalise or not, where a preset's source decides per type (e5: not for Classification);
+    # None = the preset's; an explicit --normalize applies to every type
+    normalize_by_type: tuple[tuple[str, bool], ...] | None = None
     use_instruction: bool = True
     output_dir: str = "results"
     batch_size: int = 32
@@ -175,8 +166,13 @@ class EvalConfig:
     def all_devices(self) -> tuple[str, ...]:
         return self.devices or (self.device,)
 
+    def normalize_for(self, task_type: str) -> bool:
+        """Whether a task of this type gets L2-normalised embeddings (resolved configs only)."""
+        return dict(self.normalize_by_type or ()).get(task_type, bool(self.normalize))
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["tasks"] = list(self.tasks)
         d["devices"] = list(self.devices)
+        d["normalize_by_type"] = dict(self.normalize_by_type or ())
         return d

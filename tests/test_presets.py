@@ -103,7 +103,8 @@ def test_qwen3_preset_instructs_unprompted_texts_from_their_rules_and_keeps_empt
     assert cosines(s, expected).min() >= 0.99999
 
 
-def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir, tmp_path, embed_cli):
+def test_bge_en_preset_cls_pooling_and_the_query_instruction_on_every_query_text(bert_dir, tmp_path, embed_cli):
+    """As mteb's bge wrapper (which made the leaderboard's MTEB(eng, v2) numbers): the prompt on every query."""
     from transformers import AutoModel, AutoTokenizer
 
     q, err = embed_cli(bert_dir, "ArguAna", "query", QUERIES, tmp_path)
@@ -119,9 +120,9 @@ def test_bge_preset_cls_pooling_and_query_instruction_on_retrieval_only(bert_dir
 
     instruction = "Represent this sentence for searching relevant passages: "
     assert cosines(q, cls([instruction + t for t in QUERIES])).min() >= 0.99999  # no "Null": BGE keeps ""
-    assert cosines(s, cls(DOCS)).min() >= 0.99999  # STS is not retrieval: no instruction
+    assert cosines(s, cls(DOCS)).min() >= 0.99999  # STS texts have no prompt type: no instruction
     rule = make_rule(get_preset("bge-en").prompt)
-    assert rule.prefix("ArguAna", "passage") == "" and rule.prefix("AskUbuntuDupQuestions", "query") == ""
+    assert rule.prefix("ArguAna", "passage") == "" and rule.prefix("AskUbuntuDupQuestions", "query") == instruction
 
 
 def test_gte_qwen2_preset_builds_a_bidirectional_model_without_remote_code(stock_qwen2_dir, tmp_path, embed_cli):
@@ -194,19 +195,21 @@ def test_every_side_a_preset_instructs_gets_its_template_and_no_other_side_does(
     preset = get_preset(name)  # sentence-transformers is left out: its prompts come from a model directory
     rule = make_rule(preset.prompt)
     head, tail = preset.prompt["template"].split("{}")
-    types = preset.prompt.get("task_types")
-    for task in mteb.get_benchmark("MTEB(eng, v2)").tasks:
-        name_, ttype = task.metadata.name, task.metadata.type
-        for kind in ("query", "passage", "none"):
-            cell = rule.cell(name_, kind)
-            instructed = (types is None or ttype in types) and (
-                kind in preset.prompt["instruct"] or name_ in rule.symmetric
-            )
-            if instructed:
-                assert len(cell.prefix) > len(head + tail) and cell.prefix.startswith(head), (name_, kind)
-                assert cell.prefix.endswith(tail) and cell.source != "none", (name_, kind)
-            else:
-                assert cell == ("", "none"), (name_, kind)
+    types, names = preset.prompt.get("task_types"), preset.prompt.get("task_names")
+    by_type = preset.prompt.get("instruct_by_type") or {}
+    for bench in ("MTEB(eng, v2)", "MTEB(cmn, v1)"):
+        for task in mteb.get_benchmark(bench).tasks:
+            name_, ttype = task.metadata.name, task.metadata.type
+            for kind in ("query", "passage", "none"):
+                cell = rule.cell(name_, kind)
+                sides = by_type.get(ttype, preset.prompt["instruct"])
+                instructed = (types is None or ttype in types) and (names is None or name_ in names)
+                instructed = instructed and (kind in sides or name_ in rule.symmetric)
+                if instructed:
+                    assert len(cell.prefix) > len(head + tail) and cell.prefix.startswith(head), (name_, kind)
+                    assert cell.prefix.endswith(tail) and cell.source != "none", (name_, kind)
+                else:
+                    assert cell[:2] == ("", "none"), (name_, kind)
     assert preset.source and preset.description
 
 
@@ -220,7 +223,7 @@ def test_each_preset_states_its_empty_text_rule_and_sources():
     for name in ("qwen3-embedding", "gte-qwen2", "e5-mistral", "multilingual-e5-instruct"):
         sources = get_preset(name).sources
         assert sources and sources["instructions"] and sources["empty_text"], name
-    assert "gte_models.py" in get_preset("gte-qwen2").source and "e5_instruct.py" in get_preset("e5-mistral").source
+    assert "gte_models.py" in get_preset("gte-qwen2").source and "microsoft/unilm" in get_preset("e5-mistral").source
     qwen3 = get_preset("qwen3-embedding").values
     assert (qwen3["dtype"], qwen3["attn_implementation"], qwen3["max_length"]) == ("float16", "flash_attention_2", 8192)
 
@@ -234,7 +237,8 @@ def test_sentence_transformers_preset_reads_the_model_config(minilm_dir):
 
 
 def test_e5_mistral_preset_appends_eos_after_truncation(stock_qwen2_dir, tmp_path, embed_cli):
-    """e5-mistral model card: tokenize at max_length - 1, append the EOS id, pad left, last token, L2."""
+    """e5 scripts (unilm e5/utils.py @ 16da2f1): tokenize at max_length - 1, append the EOS id, last token, L2 (a
+    retrieval query); this tokenizer adds no EOS itself, so exactly one is appended."""
     from transformers import AutoModel, AutoTokenizer
 
     model_dir = tmp_path / "e5-mistral-7b-instruct-tiny"  # a causal decoder, named so detection picks the preset

@@ -36,7 +36,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    standalone_task(args.task)  # any mteb task; unknown names get close matches
+    spec = standalone_task(args.task)  # any mteb task; unknown names get close matches
     source = Path(args.input)
     if not source.is_file():
         raise UserError(f"input file not found: {args.input}")
@@ -55,7 +55,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     recipe.check_prefixes_fit({args.task: prefix})
     embedder, _ = build_embedder(recipe)
     try:
-        emb = embedder.encode(texts, prefix, where=f"{args.task} ({args.prompt_type} texts of {args.input})")
+        where = f"{args.task} ({args.prompt_type} texts of {args.input})"
+        emb = embedder.encode(texts, prefix, where=where, normalize=recipe.config.normalize_for(spec.type))
     finally:
         embedder.close()
     try:  # exactly the path given (np.save would append .npy to a name without it), whole or not at all

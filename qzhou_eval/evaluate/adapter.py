@@ -34,7 +34,7 @@ class MtebEncoder:
         kind = getattr(prompt_type, "value", prompt_type) or "none"
         prefix = plan.prefix(task_name, kind)
         stats = self.stats.setdefault(plan.name, EncodeStats())
-        call = {"batch_size": plan.batch_size, "where": f"{task_name} ({kind} texts)"}
+        call = {"batch_size": plan.batch_size, "where": f"{task_name} ({kind} texts)", "normalize": plan.normalize}
         if self.cache is not None:
             return self.cache.encode(self.embedder, task_name, list(sentences), prefix, stats, **call)
         return self.embedder.encode(list(sentences), prefix, stats=stats, **call)

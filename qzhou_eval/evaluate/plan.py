@@ -39,6 +39,7 @@ class TaskPlan:
     batch_size_reason: str
     batch_size_flag: int  # --batch_size: with the recipe it decides `batch_size`, so it names the run's recipe
     devices: tuple[str, ...]
+    normalize: bool  # this task type's (a preset may leave classification unnormalised, as e5's scripts do)
     prefixes: dict[str, dict[str, str]]  # the name mteb encodes under (a subtask of an aggregate) -> type -> prefix
     prefix_sources: dict[str, dict[str, str]]
     data_source: str
@@ -68,6 +69,7 @@ class TaskPlan:
         return {
             **self.recipe,
             "batch_size": self.batch_size,
+            "normalize_task": self.normalize,
             "device_type": self.device_type,
             "device_count": len(self.devices),
             "data_source": self.data_source,
@@ -83,7 +85,7 @@ class TaskPlan:
     def run_settings(self) -> dict[str, Any]:
         """The settings every task of the run shares (the manifest header's `settings`; a summary groups
         results by them): the task's, without what is per task by nature (data, prefixes, batch size)."""
-        per_task = ("data_source", "data_sha256", "prefixes_sha256")
+        per_task = ("data_source", "data_sha256", "prefixes_sha256", "normalize_task")
         return {**{k: v for k, v in self.settings().items() if k not in per_task}, "batch_size": self.batch_size_flag}
 
     def cache_settings(self) -> dict[str, Any]:
@@ -95,6 +97,7 @@ class TaskPlan:
             "format": CACHE_FORMAT,
             **recipe,
             "batch_size": self.batch_size,
+            "normalize_task": self.normalize,
             "device_type": self.device_type,
             "device_count": len(self.devices),
             "code": self.embedding_code,
@@ -107,6 +110,7 @@ class TaskPlan:
             "plan": {
                 "batch_size": self.batch_size,
                 "batch_size_reason": self.batch_size_reason,
+                "normalize": self.normalize,
                 "devices": list(self.devices),
                 "subtasks": list(self.spec.names) if self.spec.subtasks else [],
                 "splits": list(self.spec.splits),
@@ -135,6 +139,7 @@ def build_plan(recipe: Recipe, spec: BenchmarkTask, data_dir: str | None) -> Tas
         batch_size_reason=reason,
         batch_size_flag=config.batch_size,
         devices=tuple(config.all_devices),
+        normalize=config.normalize_for(spec.type),
         prefixes={n: {k: recipe.rule.prefix(n, k) for k in PROMPT_TYPES} for n in names},
         prefix_sources={n: {k: recipe.rule.cell(n, k).source for k in PROMPT_TYPES} for n in names},
         data_source=data_source(spec, data_dir),

@@ -87,7 +87,10 @@ class Embedder:
         # the reference cuts each call into one chunk per device (a WorkerPool has several)
         self.n_devices = len(getattr(self.runner, "devices", None) or [None])
         self.max_length = max_length
-        self.append_eos = append_eos  # e5-mistral: truncate at max_length - 1, then add the EOS id
+        # e5-mistral: every input ends with exactly one EOS id (the tokenizer's own, or one added after truncating at
+        # max_length - 1 where the tokenizer adds none)
+        self.append_eos = append_eos
+        self._adds_eos: bool | None = None
         self.texts = texts or TextRule()
         # sentence-transformers with a Pooling that leaves the prompt out: the prompt's token count per call
         self.prompt_length = prompt_length
@@ -122,8 +125,9 @@ class Embedder:
         """
         ids: list[np.ndarray] = []
         truncated = 0
-        limit = self.max_length - 1 if self.append_eos else self.max_length
-        eos = [self.tokenizer.eos_token_id] if self.append_eos else []
+        add = self.append_eos and not self.tokenizer_adds_eos()
+        limit = self.max_length - 1 if add else self.max_length
+        eos = [self.tokenizer.eos_token_id] if add else []
         for start in range(0, len(texts), _TOKENIZE_CHUNK):
             chunk = texts[start : start + _TOKENIZE_CHUNK]
             enc = self.tokenizer(chunk, truncation=True, max_length=limit + 1)["input_ids"]
@@ -144,6 +148,16 @@ class Embedder:
             )
         return ids, truncated
 
+    def tokenizer_adds_eos(self) -> bool:
+        """Does the tokenizer end every input with its EOS id itself (e5-mistral's, with add_eos_token)? Then
+        adding one more would give two: the e5 scripts meant one."""
+        if self._adds_eos is None:
+            eos = self.tokenizer.eos_token_id
+            self._adds_eos = eos is not None and all(
+                row and row[-1] == eos for row in self.tokenizer(["a", "a b c"])["input_ids"]
+            )
+        return self._adds_eos
+
     def order(self, texts: list[str], ids: list[np.ndarray]) -> np.ndarray:
         """Longest first: by characters (chars) or by tokens (least padding)."""
         lengths = [len(t) for t in texts] if self.sort_by == "chars" else [len(r) for r in ids]
@@ -157,12 +171,14 @@ class Embedder:
         on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
         batch_size: int | None = None,
         where: str = "",
+        normalize: bool | None = None,
     ) -> np.ndarray:
         """Embed `texts` (each with `prefix` in front) in input order, as float32 (n, dim).
 
         `batch_size` overrides the embedder's for this call (each task's plan sets it). `on_batch(positions,
         embeddings)` is called as each batch finishes, so a caller can save work before the whole call ends
-        (the embedding cache flushes from it). `where` names the call in errors (task and side).
+        (the embedding cache flushes from it). `where` names the call in errors (task and side). `normalize`
+        overrides the runner's normalisation for this call (a task type a preset does not normalise).
         """
         call = EncodeStats(texts=len(texts), texts_encoded=len(texts))
         if not texts:
@@ -184,7 +200,9 @@ class Embedder:
                 on_batch(batches[i], emb)
 
         prompt_tokens = self.prompt_length(prefix) if self.prompt_length and prefix else None
-        extra = {"prompt_length": prompt_tokens} if prompt_tokens is not None else {}
+        extra: dict[str, Any] = {"prompt_length": prompt_tokens} if prompt_tokens is not None else {}
+        if normalize is not None:
+            extra["normalize"] = normalize
         results = self.runner.run([[ids[i] for i in b] for b in batches], call, report, **extra)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for idx, emb in zip(batches, results, strict=True):

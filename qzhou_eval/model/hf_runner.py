@@ -46,6 +46,7 @@ class LocalRunner:
         self.left_pad = tokenizer.padding_side == "left"
         self.with_token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
         self.max_rows: int | None = None  # set after an out-of-memory error: rows per forward that fit
+        self.call_normalize: bool | None = None  # one `run` call's own normalisation (a task type's), if any
 
     def _batch_tensors(self, rows: list[np.ndarray], width: int) -> dict[str, torch.Tensor]:
         input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
@@ -61,7 +62,8 @@ class LocalRunner:
 
     @torch.inference_mode()
     def forward(self, rows: list[np.ndarray], width: int | None = None) -> np.ndarray:
-        """One batch of token ids, padded to `width` -> pooled (and normalised) float32 embeddings."""
+        """One batch of token ids, padded to `width` -> pooled (and normalised, unless the call says otherwise)
+        float32 embeddings."""
         batch = self._batch_tensors(rows, width or max(len(r) for r in rows))
         out = self.model(**batch)
         hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
@@ -69,7 +71,7 @@ class LocalRunner:
         emb = self.pool(hidden, batch["attention_mask"], batch["input_ids"])
         if self.truncate_dim is not None:  # Matryoshka: truncate first, then normalise
             emb = emb[:, : self.truncate_dim]
-        if self.normalize:
+        if self.normalize if self.call_normalize is None else self.call_normalize:
             emb = normalize(emb)
         return emb.float().cpu().numpy()
 
@@ -103,11 +105,17 @@ class LocalRunner:
         batches: list[list[np.ndarray]],
         stats: Any,
         on_result: Callable[[int, np.ndarray], None] | None = None,
+        normalize: bool | None = None,
     ) -> list[np.ndarray]:
-        """Every batch in turn; `on_result(batch number, embeddings)` hears of each as it finishes."""
-        out = []
-        for i, rows in enumerate(batches):
-            out.append(self.forward_fitting(rows, stats))
-            if on_result is not None:
-                on_result(i, out[-1])
-        return out
+        """Every batch in turn; `on_result(batch number, embeddings)` hears of each as it finishes. `normalize`
+        overrides the runner's own for this call (a preset that normalises some task types only)."""
+        self.call_normalize = normalize
+        try:
+            out = []
+            for i, rows in enumerate(batches):
+                out.append(self.forward_fitting(rows, stats))
+                if on_result is not None:
+                    on_result(i, out[-1])
+            return out
+        finally:
+            self.call_normalize = None

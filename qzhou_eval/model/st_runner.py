@@ -131,8 +131,20 @@ class SentenceTransformerRunner(LocalRunner):
                 return int(dim)
         return int(modules[0].get_word_embedding_dimension())
 
-    def run(self, batches: list[list[np.ndarray]], stats: Any, *args: Any, prompt_length: int | None = None) -> Any:
-        """LocalRunner.run, with the call's prompt length (`encode`'s `prompt_length` feature) for every batch."""
+    def run(
+        self,
+        batches: list[list[np.ndarray]],
+        stats: Any,
+        *args: Any,
+        prompt_length: int | None = None,
+        normalize: bool | None = None,
+    ) -> Any:
+        """LocalRunner.run, with the call's prompt length (`encode`'s `prompt_length` feature) for every batch.
+        Normalisation is the modules' own (a Normalize module or none): a call cannot ask for another."""
+        if normalize is not None and normalize != any(m.kind == "Normalize" for m in self.st.modules):
+            raise RuntimeError(
+                f"{self.st.root.name}: its modules decide normalisation; a call asked normalize={normalize}"
+            )
         self.prompt_length = prompt_length
         try:
             return super().run(batches, stats, *args)

@@ -35,7 +35,7 @@ INSTRUCTIONS_DIR = REPO_ROOT / "instructions"
 PROMPTED_TYPES = frozenset({"Retrieval", "Reranking", "InstructionRetrieval"})
 # Where a cell's prefix came from: an instruction table or file, mteb's task metadata, a fixed text, the
 # model's own prompts, --instruction, or nowhere (no prefix).
-SOURCES = ("table", "task_metadata", "fixed", "model_prompts", "override", "none")
+SOURCES = ("table", "family_table", "task_metadata", "fixed", "model_prompts", "override", "none")
 RULES = ("sides", "qwen3")
 # The Qwen3 team's run_mteb.py: fixed texts of their side rules (FACTS §9).
 QWEN3_SIMILAR = "Retrieve semantically similar text"
@@ -43,10 +43,11 @@ QWEN3_RETRIEVAL_DEFAULT = "Retrieval relevant passage for the given query."
 
 
 class Cell(NamedTuple):
-    """One (task, prompt type): the exact prefix and where its instruction came from."""
+    """One (task, prompt type): the exact prefix, where its instruction came from, and how it was found."""
 
     prefix: str
     source: str
+    note: str = ""  # e.g. the family table's key, or an alias used to reach it
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,42 @@ def load_file(relative: str) -> InstructionFile:
     if meta.get("sha256") and meta["sha256"] != digest:
         raise UserError(f"{path} does not match the sha256 recorded in {meta_path.name}: the file was edited")
     return InstructionFile(path, meta.get("source", ""), digest, json.loads(path.read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class FamilyTable:
+    """A model family's own per-task instruction table (e5's get_task_def_by_task_name_and_type), as data."""
+
+    path: Path
+    source: dict[str, Any]
+    by_type: dict[str, str]
+    by_prefix: dict[str, str]
+    by_task: dict[str, str]
+    aliases: dict[str, str]
+
+    def lookup(self, task: str, ttype: str) -> tuple[str | None, str]:
+        """The family's instruction for a task and how it was found; None when the table has no entry."""
+        if ttype in self.by_type:
+            return self.by_type[ttype], f"{self.path.name}: type {ttype}"
+        key = self.aliases.get(task, task)
+        via = f" (alias of {task})" if key != task else ""
+        for prefix, text in self.by_prefix.items():
+            if key.lower().startswith(prefix.lower()):
+                return text, f"{self.path.name}: prefix {prefix!r}{via}"
+        if key in self.by_task:
+            return self.by_task[key], f"{self.path.name}: {key}{via}"
+        return None, ""
+
+
+@cache
+def load_family(relative: str) -> FamilyTable:
+    path = INSTRUCTIONS_DIR / relative
+    if not path.is_file():
+        raise UserError(f"instruction table not found: {path}")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return FamilyTable(
+        path, raw["source"], raw["by_type"], raw.get("by_prefix", {}), raw["by_task"], raw.get("aliases", {})
+    )
 
 
 @contextmanager
@@ -217,22 +254,29 @@ class PromptRule:
     template: str = "Instruct: {}\nQuery: "
     instruct: frozenset[str] = frozenset({"query"})
     symmetric: frozenset[str] = frozenset()
-    source: str = "table"  # table | task_metadata | fixed | model_prompts | an instruction file (qwen3)
+    source: str = "table"  # table | family_table | task_metadata | fixed | model_prompts | an instruction file (qwen3)
     fallback: str | None = None  # where a task the source lacks gets its instruction (task_metadata)
-    fallback_instruct: frozenset[str] = frozenset({"query", "none"})
+    fallback_instruct: frozenset[str] | None = frozenset({"query", "none"})  # None: the preset's own sides
     fixed: str = ""
     task_types: frozenset[str] | None = None
     instruction_file: str | None = None  # qwen3: the file under instructions/
     model_prompts: dict[str, str] = field(default_factory=dict)
     override: str | None = None  # --instruction: replaces the text, keeps the side rules
     use_instruction: bool = True
+    instruct_by_type: dict[str, frozenset[str]] = field(default_factory=dict)  # task type -> sides, over `instruct`
+    family_file: str | None = None  # source family_table: the file under instructions/
+    task_names: frozenset[str] | None = None  # only these tasks get an instruction (a family's own list)
 
-    def _format(self, instruction: Any, source: str) -> Cell:
+    def _format(self, instruction: Any, source: str, note: str = "") -> Cell:
         if self.override is not None:
-            instruction, source = self.override, "override"
+            instruction, source, note = self.override, "override", ""
         if not instruction or not str(instruction).strip():
-            return Cell("", "none")
-        return Cell(self.template.format(instruction), source)
+            return Cell("", "none", note)
+        return Cell(self.template.format(instruction), source, note)
+
+    def sides_for(self, task: str) -> frozenset[str]:
+        """The prompt types a task's instruction goes on (its type's, where the preset sets them per type)."""
+        return self.instruct_by_type.get(task_type(task), self.instruct)
 
     def _sides_cell(self, task: str, kind: str) -> Cell:
         if self.source == "model_prompts":  # sentence-transformers: its config's prompts, in mteb's order
@@ -241,18 +285,32 @@ class PromptRule:
             return Cell(found, "model_prompts" if found else "none")
         if self.task_types is not None and task_type(task) not in self.task_types:
             return Cell("", "none")
+        if self.task_names is not None and task not in self.task_names:
+            return Cell("", "none", "not in the family's task list")
+        if self.source == "family_table":
+            instruction, note = load_family(self.family_file or "").lookup(task, task_type(task))
+            if instruction is None:
+                if self.fallback is None:
+                    raise UserError(f"task {task!r} has no instruction in {self.family_file}")
+                sides = self.fallback_instruct if self.fallback_instruct is not None else self.sides_for(task)
+                if kind not in sides:
+                    return Cell("", "none", f"not in {self.family_file}")
+                return self._format(mteb_instruction(task, kind), "task_metadata", f"not in {self.family_file}")
+            if kind not in self.sides_for(task) and task not in self.symmetric:
+                return Cell("", "none", note)
+            return self._format(instruction, "family_table", note)
         if self.source == "table":
             instructions, _ = table_entries()
             if task not in instructions:
                 if self.fallback is None:
                     raise UserError(f"task {task!r} has no instruction in any table of instructions/")
-                if kind not in self.fallback_instruct:
+                if kind not in (self.fallback_instruct if self.fallback_instruct is not None else self.sides_for(task)):
                     return Cell("", "none")
                 return self._format(mteb_instruction(task, kind), "task_metadata")
-            if kind not in self.instruct and task not in self.symmetric:
+            if kind not in self.sides_for(task) and task not in self.symmetric:
                 return Cell("", "none")
             return self._format(instructions[task], "table")
-        if kind not in self.instruct and task not in self.symmetric:
+        if kind not in self.sides_for(task) and task not in self.symmetric:
             return Cell("", "none")
         if self.source == "fixed":
             return self._format(self.fixed, "fixed")
@@ -286,6 +344,8 @@ class PromptRule:
         """The instruction files this rule reads (their bytes are part of what it means)."""
         if self.rule == "qwen3":
             return [load_file(self.instruction_file or "").path]
+        if self.source == "family_table":
+            return [load_family(self.family_file or "").path]
         if self.source == "table":
             return [t.path for t in all_tables().values()]
         return []
@@ -303,10 +363,12 @@ class PromptRule:
             "symmetric": "table" if self.symmetric and self.symmetric == table_entries()[1] else sorted(self.symmetric),
             "source": self.source,
             "fallback": self.fallback,
-            "fallback_instruct": sorted(self.fallback_instruct) if self.fallback else None,
+            "fallback_instruct": sorted(self.fallback_instruct or []) if self.fallback else None,
             "fixed": self.fixed or None,
             "files": files,
             "task_types": sorted(self.task_types) if self.task_types is not None else None,
+            "instruct_by_type": {t: sorted(v) for t, v in sorted(self.instruct_by_type.items())} or None,
+            "task_names": sorted(self.task_names) if self.task_names is not None else None,
             "override": self.override,
             "use_instruction": self.use_instruction,
         }
@@ -323,14 +385,18 @@ def make_rule(
     if rule not in RULES:
         raise UserError(f"unknown prompt rule {rule!r}; choose one of: {', '.join(RULES)}")
     instructions = prompt.get("instructions", "table")
-    source, fixed, file = instructions, "", None
-    if isinstance(instructions, dict):
+    source, fixed, file, family = instructions, "", None, None
+    if isinstance(instructions, dict) and "family_table" in instructions:
+        source, family = "family_table", instructions["family_table"]
+        load_family(family)  # fail early on a missing table
+    elif isinstance(instructions, dict):
         source, fixed = "fixed", instructions["fixed"]
     elif rule == "qwen3":
         source, file = "file", instructions
         load_file(file)  # fail early on a missing or edited file
     symmetric = table_entries()[1] if prompt.get("symmetric") == "table" else frozenset(prompt.get("symmetric") or [])
     types = prompt.get("task_types")
+    names = prompt.get("task_names")
     return PromptRule(
         rule=rule,
         template=prompt.get("template", "{}"),
@@ -338,13 +404,20 @@ def make_rule(
         symmetric=symmetric,
         source=source,
         fallback=prompt.get("fallback"),
-        fallback_instruct=frozenset(prompt.get("fallback_instruct", ["query", "none"])),
+        fallback_instruct=(
+            None
+            if "fallback_instruct" in prompt and prompt["fallback_instruct"] is None
+            else frozenset(prompt.get("fallback_instruct", ["query", "none"]))
+        ),
         fixed=fixed,
         task_types=frozenset(types) if types is not None else None,
         instruction_file=file,
         model_prompts=dict(model_prompts or {}),
         override=override,
         use_instruction=use_instruction,
+        instruct_by_type={t: frozenset(sides) for t, sides in (prompt.get("instruct_by_type") or {}).items()},
+        family_file=family,
+        task_names=frozenset(names) if names is not None else None,
     )
 
 

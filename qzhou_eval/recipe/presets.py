@@ -40,7 +40,8 @@ class Preset:
     # (every other family's own code passes empty texts through)
     empty_text: str | None = "Null"
     text_suffix: str = ""  # appended to every text before tokenizing (gte-Qwen2 in mteb: "<|endoftext|>")
-    sources: dict[str, str] | None = None  # rule -> the file and function it was read from
+    sources: dict[str, str] | None = None  # decision -> the repository, file and commit (or revision) it follows
+    normalize_by_type: tuple[tuple[str, bool], ...] = ()  # task type -> normalise, where the source decides per type
 
 
 @cache
@@ -60,6 +61,7 @@ def all_presets() -> dict[str, Preset]:
             raw["empty_text"] if "empty_text" in raw else "Null",
             raw.get("text_suffix", ""),
             raw.get("sources"),
+            tuple(sorted((raw.get("normalize_by_type") or {}).items())),
         )
     return out
 
@@ -137,6 +139,8 @@ def resolve_config(config: Any, path: Path, model_config: dict[str, Any], name: 
     for key, field_name in PRESET_KEYS.items():
         if getattr(config, field_name) is None:
             updates[field_name] = values[key]
+    if config.normalize_by_type is None:  # a --normalize flag applies to every task type
+        updates["normalize_by_type"] = preset.normalize_by_type if config.normalize is None else ()
     if config.attention is None:
         updates["attention"] = preset.attention
     if config.append_eos is None:

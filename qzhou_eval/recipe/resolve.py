@@ -28,6 +28,7 @@ ST_PRESET = "sentence-transformers"  # embedded through its own modules (model/s
 RECIPE_FIELDS = (
     "pooling_mode",
     "normalize",
+    "normalize_by_type",
     "use_instruction",
     "max_length",
     "dtype",

@@ -13,6 +13,12 @@ Every kind is split into ``stats`` (sufficient statistics that are *linear* in `
 ``stats(1 - m) = stats(1) - stats(m)``, which halves the cost of the randomization test: there the two
 pseudo-models are complementary masks over the union of both models' units (see ``paired.py``).
 
+Cost is dominated by pair classification (up to ~10^5 pairs x 5 similarity functions x 2 models); three
+exact shortcuts keep it in check: units that cannot change ``max_ap`` (negatives below every positive)
+are not drawn at all (``Prepared.essential``), a similarity row that ranks almost like another is
+derived from it (``_BinShift``), and 0/1 masks are summed by popcount (``_binary_prefix_sums``).
+``max_accuracy`` (not a main score of MTEB(eng, v2)) has no such shortcuts.
+
 Data keys per kind (the last axis is always the unit axis, length n):
 
 - ``mean``: ``value`` (n,). Retrieval nDCG@10 per query, reranking AP per query, summarization
@@ -175,7 +181,10 @@ class _TieGroups:
     @staticmethod
     def ranks(counts: np.ndarray) -> np.ndarray:
         """Average rank (1-based) of each group in the expanded data (R, G)."""
-        return np.cumsum(counts, axis=1, dtype=np.float64) - (counts - 1) / 2.0
+        ranks = counts * -0.5
+        ranks += np.cumsum(counts, axis=1, dtype=_accumulator(counts))  # integer sums are exact and fast
+        ranks += 0.5
+        return ranks
 
 
 class _Spearman:
@@ -204,11 +213,11 @@ class _Spearman:
         if self.x.all_distinct and ws_x.dtype.itemsize == 1 and ws_x.max() <= 1:
             sw, sx, sxx, sxy = self._binary_pred_moments(ws_x, uy)
         else:
-            ws_x = ws_x.astype(np.float64)
             cx = self.x.counts(ws_x)
             rx = _TieGroups.ranks(cx)
             # Means and variances need only group-level sums; only the cross term needs every unit.
-            sw, sx, sxx = cx.sum(axis=1), np.einsum("ij,ij->i", cx, rx), np.einsum("ij,ij,ij->i", cx, rx, rx)
+            sw = cx.sum(axis=1, dtype=np.float64)
+            sx, sxx = np.einsum("ij,ij->i", cx, rx), np.einsum("ij,ij,ij->i", cx, rx, rx)
             ux = rx if self.x.all_distinct else np.take(rx, self.x.group_sorted, axis=1)
             sxy = np.einsum("ij,ij,ij->i", ws_x, ux, uy) if not same_gold else np.einsum("ij,ij,j->i", ws_x, ux, uy[0])
         return _pearson_from_moments(sw, sx, sy, sxx, syy, sxy)
