@@ -52,10 +52,10 @@ def test_an_aggregate_task_runs_its_subtasks_from_their_own_data_folders(qzhou_d
     seen: dict[tuple[str, str], set[str]] = {}
     real = Embedder.encode
 
-    def encode(self, texts, prefix="", stats=None, on_batch=None, batch_size=None, where=""):
+    def encode(self, texts, prefix="", stats=None, on_batch=None, batch_size=None, where="", normalize=None):
         task, kind = where.split(" (")[0], where.split("(")[1].split()[0]
         seen.setdefault((task, kind), set()).add(prefix)
-        return real(self, texts, prefix, stats=stats, on_batch=on_batch, batch_size=batch_size, where=where)
+        return real(self, texts, prefix, stats, on_batch, batch_size=batch_size, where=where, normalize=normalize)
 
     monkeypatch.setattr(Embedder, "encode", encode)
     config = EvalConfig(

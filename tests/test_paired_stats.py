@@ -27,7 +27,6 @@ from sklearn.metrics import average_precision_score
 
 from qzhou_eval.errors import UserError
 from qzhou_eval.report import paired
-from qzhou_eval.report.metrics import METRICS, _binary_prefix_sums, _distinct_rows, prepare, score
 from qzhou_eval.report.paired import (
     MEAN_TASK,
     MEAN_TYPE,
@@ -39,6 +38,7 @@ from qzhou_eval.report.paired import (
     summarize_means,
     task_resampling_intervals,
 )
+from qzhou_eval.store.metrics import METRICS, _binary_prefix_sums, _distinct_rows, prepare, score
 
 KINDS = ["mean", "accuracy", "spearman", "pearson", "max_ap", "max_accuracy"]
 BREAK_PAIRING = os.environ.get("QZHOU_BREAK_PAIRING") == "1"

@@ -42,13 +42,13 @@ def data(tmp_path_factory):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Every call the embedder got: (where, prefix, batch size)."""
+    """Every call the embedder got: (where, prefix, batch size, normalisation)."""
     calls = []
     real = Embedder.encode
 
-    def encode(self, texts, prefix="", stats=None, on_batch=None, batch_size=None, where=""):
-        calls.append((where, prefix, batch_size))
-        return real(self, texts, prefix, stats=stats, on_batch=on_batch, batch_size=batch_size, where=where)
+    def encode(self, texts, prefix="", stats=None, on_batch=None, batch_size=None, where="", normalize=None):
+        calls.append((where, prefix, batch_size, normalize))
+        return real(self, texts, prefix, stats, on_batch, batch_size=batch_size, where=where, normalize=normalize)
 
     monkeypatch.setattr(Embedder, "encode", encode)
     return calls
@@ -73,10 +73,11 @@ def test_the_batch_size_and_prefixes_the_model_saw_equal_the_manifests(
     assert report.failed == {}
     tasks = manifest_of(report)["tasks"]
     seen = {}
-    for where, prefix, batch_size in spy:
+    for where, prefix, batch_size, normalize in spy:
         task, kind = where.split(" (")[0], where.split("(")[1].split()[0]
         entry = tasks[task]
         assert batch_size == entry["plan"]["batch_size"] == entry["settings"]["batch_size"], where
+        assert normalize is entry["plan"]["normalize"] is entry["settings"]["normalize_task"] is True, where
         assert prefix == entry["prefixes"][task][kind], where
         seen.setdefault(task, set()).add(kind)
         assert entry["fingerprint"] == provenance.fingerprint(entry["settings"])

@@ -65,19 +65,22 @@ class TaskPlan:
         return self.prefixes[encoded_as][prompt_type or "none"]
 
     def settings(self) -> dict[str, Any]:
-        """What the task's result depends on: the resume fingerprint and the summary's `settings` hash this."""
-        return {
-            **self.recipe,
-            "batch_size": self.batch_size,
-            "normalize_task": self.normalize,
-            "device_type": self.device_type,
-            "device_count": len(self.devices),
-            "data_source": self.data_source,
-            "data_sha256": self.data_sha256,
-            "prefixes_sha256": self.prefixes_sha256,
-            "code": self.code,
-            **versions_of(SCORE_PACKAGES),
-        }
+        """What the task's result depends on: the resume fingerprint and the summary's `settings` hash this.
+        As JSON would give it back (lists, not tuples), so a manifest's record compares equal to a fresh plan."""
+        return _as_json(
+            {
+                **self.recipe,
+                "batch_size": self.batch_size,
+                "normalize_task": self.normalize,
+                "device_type": self.device_type,
+                "device_count": len(self.devices),
+                "data_source": self.data_source,
+                "data_sha256": self.data_sha256,
+                "prefixes_sha256": self.prefixes_sha256,
+                "code": self.code,
+                **versions_of(SCORE_PACKAGES),
+            }
+        )
 
     def fingerprint(self) -> str:
         return fingerprint(self.settings())
@@ -125,6 +128,10 @@ class TaskPlan:
             "run_settings": self.run_settings(),
             "fingerprint": self.fingerprint(),
         }
+
+
+def _as_json(value: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
 
 
 def build_plan(recipe: Recipe, spec: BenchmarkTask, data_dir: str | None) -> TaskPlan:

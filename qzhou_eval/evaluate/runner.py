@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import EvalConfig
 from ..errors import UserError
+from ..files import StagedFile
 from ..model.build import build_embedder
 from ..provenance import code_identity, device_name, git_hash, now, package_versions
 from ..recipe.benchmarks import select_specs, task_object
@@ -32,9 +33,11 @@ from ..recipe.resolve import Recipe, prepare
 from ..store.cache import EmbeddingCache, default_cache_dir, flush_interval
 from ..store.lock import check_locking
 from ..store.manifest import MANIFEST_NAME, Manifest, annotate_tasks, read_for_update
+from ..store.records import stage_records, verify
 from ..store.results import model_folder, stage_task_result, write_model_meta
 from ..store.resume import conflict_message, sort_tasks
 from .adapter import MtebEncoder, model_meta
+from .capture import TaskCapture
 from .data import HUB, local_datasets_cache, use_local_data
 from .plan import TaskPlan, all_prefixes, build_plan
 from .shard import shard_tasks
@@ -253,24 +256,30 @@ class Suite:
             entry["cache"] = cache.describe()
         self.encoder.start(plan, cache)
         start = time.perf_counter()
-        staged = None
+        staged: list[StagedFile] = []  # the result file, then the records file
+        folder = self.manifest.path.parent
         try:
             task = task_object(plan.spec)
             entry["splits"] = list(task.eval_splits)
-            if plan.data_source != HUB:
-                use_local_data(task, config.data_dir)
-                with local_datasets_cache(plan.data_sha256):
+            with TaskCapture(task) as capture:
+                if plan.data_source != HUB:
+                    use_local_data(task, config.data_dir)
+                    with local_datasets_cache(plan.data_sha256):
+                        result = _evaluate(task, self.encoder, plan.batch_size)
+                else:
                     result = _evaluate(task, self.encoder, plan.batch_size)
-            else:
-                result = _evaluate(task, self.encoder, plan.batch_size)
-            staged = stage_task_result(self.manifest.path.parent, result)
+            staged.append(stage_task_result(folder, result))
             report.done[name] = _scores(result)
-            entry.update(status="done", scores=report.done[name], result_sha256=staged.sha256())
+            entry.update(status="done", scores=report.done[name], result_sha256=staged[0].sha256())
+            records, entry["records"] = keep_records(folder, name, capture)
+            staged += [records] if records is not None else []
             _say(f"    {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.done[name].items()))
+            if records is None:
+                _say(f"    {name}: no per-example records kept ({entry['records']['why']})")
         except Exception as exc:  # one bad task must not stop the suite; KeyboardInterrupt still does
-            if staged is not None:
-                staged.discard()
-                staged = None
+            for stage in staged:
+                stage.discard()
+            staged = []
             report.done.pop(name, None)
             message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
             report.failed[name] = message
@@ -281,20 +290,42 @@ class Suite:
         entry["inputs"] = stats.to_dict() if stats else None
         if stats:
             report.inputs[name] = stats.to_dict()
-        # the manifest first, then the result file: a kill in between leaves a file the manifest does not
-        # vouch for (its sha256 differs, or it is missing), which the next run redoes instead of refusing
+        # the manifest first, then the result and records files: a kill in between leaves files the manifest does
+        # not vouch for (their sha256 differs, or they are missing), which the next run redoes instead of refusing
         try:
             self.manifest.record_task(name, entry)
         except BaseException:
-            if staged is not None:
-                staged.discard()
+            for stage in staged:
+                stage.discard()
             raise
-        if staged is not None:
-            staged.publish()
-            if cache is not None and config.cache == "task":
-                for encoded_as in plan.spec.names:
-                    cache.drop_task(encoded_as)  # the result is safe: its vectors are not needed again
+        for stage in staged:
+            stage.publish()
+        if staged and cache is not None and config.cache == "task":
+            for encoded_as in plan.spec.names:
+                cache.drop_task(encoded_as)  # the result is safe: its vectors are not needed again
         return stats.texts if stats else 0
+
+
+def keep_records(folder: Path, name: str, capture: TaskCapture) -> tuple[StagedFile | None, dict[str, Any]]:
+    """The task's per-example records, staged, when every cell recomputes the score mteb wrote (to 1e-6);
+    else none, and why. Never fails the task: the records serve comparisons, the result stands without them."""
+    try:
+        cells = capture.cells()
+        ok, worst, why = verify(cells)
+    except Exception as exc:  # noqa: BLE001 - a capture problem costs the records, never the result
+        ok, worst, why = False, float("nan"), f"{type(exc).__name__}: {exc}"
+    if not ok:
+        return None, {"kept": False, "why": why}
+    unresampled = sorted({c["why"] for c in cells if not c.get("metric")})
+    stage = stage_records(folder, name, cells)
+    return stage, {
+        "kept": True,
+        "sha256": stage.sha256(),
+        "cells": len(cells),
+        "units": sum(len(c["ids"]) for c in cells),
+        "max_abs_diff": worst,
+        "resampling": "not for " + ", ".join(unresampled) if unresampled else True,
+    }
 
 
 def _evaluate(task: Any, encoder: MtebEncoder, batch_size: int) -> Any:

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from qzhou_eval.errors import UserError
-from qzhou_eval.report.metrics import Data, Prepared, chunk_rows, n_units, prepare, score, unit_values
+from qzhou_eval.store.metrics import Data, Prepared, chunk_rows, n_units, prepare, score, unit_values
 
 Record = tuple[str, np.ndarray, Data]
 """A model's task record: (metric kind, unit ids (n,), per-unit data)."""

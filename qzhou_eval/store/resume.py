@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..files import file_sha256
 from ..recipe.benchmarks import BenchmarkTask
 from .manifest import read_manifest
+from .records import records_path
 
 CODE_KEYS = ("code",)  # settings keys that --allow_code_change accepts as different
 
@@ -76,6 +77,8 @@ def sort_tasks(
         done = entry.get("status") == "done"
         if not problem and done and entry.get("result_sha256") not in (None, file_sha256(path)):
             problem = "it is not the file the manifest records (a run was stopped between writing the two)"
+        if not problem and done and not records_vouched(folder, spec.name, entry.get("records")):
+            problem = "its per-example records are missing or not the ones the manifest records"
         if problem:
             out.redo[spec.name] = problem
             out.run.append(spec.name)
@@ -97,6 +100,14 @@ def sort_tasks(
         if not overwrite:
             out.conflicts[spec.name] = diff
     return out
+
+
+def records_vouched(folder: Path, task: str, recorded: Any) -> bool:
+    """A task whose manifest entry says records were kept needs exactly those records (older entries have none)."""
+    if not isinstance(recorded, dict) or not recorded.get("kept"):
+        return True
+    path = records_path(folder, task)
+    return path.is_file() and file_sha256(path) == recorded.get("sha256")
 
 
 def conflict_message(folder: Path, conflicts: dict[str, dict[str, tuple[Any, Any]]]) -> UserError:
