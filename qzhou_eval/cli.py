@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from .commands import download, embed, prompts, run, summarize
+from .commands import compare, download, embed, prompts, run, summarize
 from .commands.flags import add_model_flags, add_run_flags
 from .errors import UserError
 
-SUBCOMMANDS = (run, prompts, embed, summarize, download)
+SUBCOMMANDS = (run, prompts, embed, summarize, compare, download)
 
 
 class Parser(argparse.ArgumentParser):

@@ -82,6 +82,7 @@ class PairedResult:
     boot_deltas: np.ndarray = field(repr=False)
     n_only_a: int = 0
     n_only_b: int = 0
+    perm_deltas: np.ndarray | None = field(default=None, repr=False)  # the randomization test's, for combining cells
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,15 @@ def paired_task(
         alpha=alpha,
         resamples=resamples,
         boot_deltas=boot,
+        perm_deltas=perm,
     )
+
+
+def bootstrap_scores(kind: str, data: Data, *, task: str, resamples: int = 2_000, seed: int = 0) -> np.ndarray:
+    """One model's score on `resamples` bootstrap resamples of its units (its own interval, in summaries)."""
+    prep = prepare(kind, data)
+    rng = np.random.default_rng([*task_seed(seed, task), _BOOTSTRAP])
+    return np.concatenate([prep(bootstrap_counts(rng, rows, prep.n)) for rows in _row_blocks(resamples, prep.n)])
 
 
 def compare(task: str, record_a: Record, record_b: Record, **options) -> PairedResult:

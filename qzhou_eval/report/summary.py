@@ -330,8 +330,9 @@ def task_scores(cells: pd.DataFrame, benchmark: str, duplicates: str = "last") -
 
 
 def type_columns(summary: pd.DataFrame) -> list[str]:
-    """The per-type columns of a summary table (everything after Mean(TaskType))."""
-    return list(summary.columns[list(summary.columns).index("mean_task_type") + 1 :])
+    """The per-type columns of a summary table (everything after Mean(TaskType) but the means' intervals)."""
+    after = list(summary.columns[list(summary.columns).index("mean_task_type") + 1 :])
+    return [c for c in after if not c.startswith("mean_task")]
 
 
 def summary_table(per_task: pd.DataFrame, benchmark: str) -> pd.DataFrame:

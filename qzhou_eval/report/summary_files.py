@@ -23,7 +23,9 @@ RULE = (
     "cells the benchmark keeps; Mean(Task) averages tasks, Mean(TaskType) averages the per-type means "
     "(mteb 1.38.30 leaderboard formulas). A missing task leaves its type mean and both means empty. "
     "`settings` fingerprints the embedding recipe the results' manifest records (`unknown`: no record); "
-    "`data` says where the task data came from (hub / local / unknown)."
+    "`data` says where the task data came from (hub / local / unknown). `a ± b`: b is half the width of the "
+    "score's 95% bootstrap interval over its units (queries, pairs, test examples), where the run kept per-example "
+    "records (csv: `ci_low`, `ci_high`; means: `mean_task_ci_low`, ...); none where it did not."
 )
 
 
@@ -54,16 +56,28 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 def per_task_points(per_task: pd.DataFrame) -> pd.DataFrame:
     out = per_task.copy()
-    out["score"] = points(out["score"])
+    for column in ("score", "ci_low", "ci_high"):
+        if column in out:
+            out[column] = points(out[column])
     return out
+
+
+def _shown(score: float, low: float, high: float) -> str:
+    """`82.03 ± 0.95` (half the interval's width) where the score has an interval, else the score alone."""
+    if np.isnan(score):
+        return ""
+    return f"{score:.2f}" if np.isnan(low) else f"{score:.2f} ± {(high - low) / 2:.2f}"
 
 
 def task_matrix(per_task: pd.DataFrame) -> pd.DataFrame:
     """Tasks as rows (grouped by type), one column per (model, revision)."""
     df = per_task_points(per_task)
     df["column"] = labels(df)
-    wide = df.pivot_table(index=["task_type", "task"], columns="column", values="score", dropna=False, sort=True)
-    wide = wide.reindex(columns=list(dict.fromkeys(df["column"])))
+    low = df["ci_low"] if "ci_low" in df else pd.Series(np.nan, index=df.index)
+    high = df["ci_high"] if "ci_high" in df else pd.Series(np.nan, index=df.index)
+    df["shown"] = [_shown(*v) for v in zip(df["score"], low, high, strict=True)]
+    wide = df.pivot_table(index=["task_type", "task"], columns="column", values="shown", aggfunc="first", sort=True)
+    wide = wide.reindex(columns=list(dict.fromkeys(df["column"]))).fillna("")
     return wide.reset_index()
 
 
@@ -78,6 +92,12 @@ def missing_tasks(per_task: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
+def _overall_columns(summary: pd.DataFrame) -> list[str]:
+    cis = [c for c in summary.columns if c.startswith("mean_task") and c.endswith(("_ci_low", "_ci_high"))]
+    shown = [c for c in cis if summary[c].notna().any()]
+    return ["mean_task", "mean_task_type", *shown]
+
+
 def render_markdown(benchmark: str, summary: pd.DataFrame, per_task: pd.DataFrame, deltas: pd.DataFrame | None) -> str:
     parts = [
         f"# {benchmark}",
@@ -86,7 +106,7 @@ def render_markdown(benchmark: str, summary: pd.DataFrame, per_task: pd.DataFram
         "",
         "## Overall",
         "",
-        markdown_table(summary[[*KEY, "data", "n_tasks", "n_missing", "mean_task", "mean_task_type"]]),
+        markdown_table(summary[[*KEY, "data", "n_tasks", "n_missing", *_overall_columns(summary)]]),
     ]
     parts += ["", "## Per task type", "", markdown_table(summary[[*KEY, *type_columns(summary)]])]
     parts += ["", "## Per task", "", markdown_table(task_matrix(per_task))]
@@ -197,6 +217,7 @@ def summarize(
     (or means) whose |delta| exceeds `max_delta`. `folder` (a run's own summary folder) replaces the
     default `<output_dir>/summary/`."""
     from ..recipe.benchmarks import canonical_benchmark
+    from .intervals import score_intervals
     from .reference import resolve_reference
     from .summary import (
         benchmark_cells,
@@ -231,6 +252,9 @@ def summarize(
     if per_task.empty:
         raise UserError(f"no {benchmark} results found under {', '.join(results_dirs)}")
     summary = summary_table(per_task, benchmark)
+    task_ci, mean_ci = score_intervals(cells, per_task, benchmark, duplicates)
+    per_task = per_task.merge(task_ci, on=[*KEY, "task"], how="left")
+    summary = summary.merge(mean_ci.assign(**{c: points(mean_ci[c]) for c in mean_ci.columns[len(KEY) :]}), on=KEY)
     ref_frames, delta_frames = [], []
     for path in ref_paths:
         ref_cells = select_reference(of_benchmark(load_published(path)), str(path), reference_model)
