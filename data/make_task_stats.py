@@ -34,6 +34,8 @@ def main(source: Path) -> None:
             if s.get("unique_texts") is None or s.get("unique_characters_estimate") is None:
                 continue
             entry["splits"][split] = {"texts": s["unique_texts"], "chars": s["unique_characters_estimate"]}
+            if s.get("num_samples") is not None:
+                entry["splits"][split]["samples"] = s["num_samples"]
         subsets = n_subsets(name)
         if subsets and subsets > 1:
             entry["subsets"] = subsets
@@ -44,8 +46,9 @@ def main(source: Path) -> None:
         "upstream_note": raw["note"],
         "derived": (
             "Built by data/make_task_stats.py from ../shared/data/task_stats.json. Per task and eval split: "
-            "texts = unique_texts, chars = unique_characters_estimate. subsets = how many hf_subsets the "
-            "totals cover in mteb 1.38.30 (only when more than one)."
+            "texts = unique_texts, chars = unique_characters_estimate, samples = num_samples (pairs, test "
+            "examples, queries plus documents: mteb's own count, used to size the compare benchmark). subsets = how "
+            "many hf_subsets the totals cover in mteb 1.38.30 (only when more than one)."
         ),
         "caveats": [
             "Statistics were computed by mteb 2.x on the same dataset revisions; 1.38.30 reads the same files.",
