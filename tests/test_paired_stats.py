@@ -255,11 +255,12 @@ def test_units_pair_by_id_not_position(kind: str) -> None:
     base = compare("t", record_a, (kind, ids_b, data_b), resamples=400)
     moved = compare("t", record_a, shuffled, resamples=400)
     np.testing.assert_array_equal(base.boot_deltas, moved.boot_deltas)
+    np.testing.assert_array_equal(base.perm_deltas, moved.perm_deltas)
     assert _scalars(base) == _scalars(moved)
 
 
 def _scalars(result: paired.PairedResult) -> dict:
-    return {key: value for key, value in vars(result).items() if key != "boot_deltas"}
+    return {key: value for key, value in vars(result).items() if key not in ("boot_deltas", "perm_deltas")}
 
 
 def test_unshared_ids_are_counted_and_left_out() -> None:
