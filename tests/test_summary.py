@@ -119,7 +119,10 @@ def test_missing_task_empties_both_means_and_its_type_and_is_counted(tmp_path):
     md = (out / "summary.md").read_text()
     assert "## Missing tasks" in md and "STS12" in md.split("## Missing tasks")[1]
     per_task = pd.read_csv(out / "per_task.csv")
-    assert list(per_task.columns) == ["model", "revision", "settings", "task", "task_type", "data", "score"]
+    assert list(per_task.columns) == [
+        "model", "revision", "settings", "task", "task_type", "data", "score", "ci_low", "ci_high",
+    ]  # fmt: skip
+    assert per_task[["ci_low", "ci_high"]].isna().all().all()  # no records in this tree: no interval
     assert set(per_task["settings"]) == {"unknown"}  # no manifests in this tree
     assert pd.isna(per_task.set_index("task").loc["STS12", "score"])
 

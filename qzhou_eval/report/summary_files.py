@@ -1,4 +1,4 @@
-"""Summary tables to files and screens: summary.csv, per_task.csv, deltas.csv, summary.md, summary.png.
+"""Summary tables to files and screens: summary.csv, per_task.csv, intervals.csv, deltas.csv, summary.md, summary.png.
 
 Each writer takes the frames built by `summary.py` and only formats them; the averaging rule and
 the provenance columns are stated in every markdown file so a table never travels without them.
@@ -25,7 +25,7 @@ RULE = (
     "`settings` fingerprints the embedding recipe the results' manifest records (`unknown`: no record); "
     "`data` says where the task data came from (hub / local / unknown). `a ± b`: b is half the width of the "
     "score's 95% bootstrap interval over its units (queries, pairs, test examples), where the run kept per-example "
-    "records (csv: `ci_low`, `ci_high`; means: `mean_task_ci_low`, ...); none where it did not."
+    "records (per_task.csv: `ci_low`, `ci_high`; the means' in intervals.csv); none where it did not."
 )
 
 
@@ -92,13 +92,27 @@ def missing_tasks(per_task: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
-def _overall_columns(summary: pd.DataFrame) -> list[str]:
-    cis = [c for c in summary.columns if c.startswith("mean_task") and c.endswith(("_ci_low", "_ci_high"))]
-    shown = [c for c in cis if summary[c].notna().any()]
-    return ["mean_task", "mean_task_type", *shown]
+def overall_table(summary: pd.DataFrame, mean_ci: pd.DataFrame | None) -> pd.DataFrame:
+    """The overall columns; a mean with an interval (every task of the row kept records) shown as `a ± b`."""
+    table = summary[[*KEY, "data", "n_tasks", "n_missing", "mean_task", "mean_task_type"]].copy()
+    if mean_ci is None or mean_ci.empty:
+        return table
+    merged = table.merge(mean_ci, on=KEY, how="left")
+    for column in ("mean_task", "mean_task_type"):
+        table[column] = [
+            _shown(v, lo, hi)
+            for v, lo, hi in zip(merged[column], merged[f"{column}_ci_low"], merged[f"{column}_ci_high"], strict=True)
+        ]
+    return table
 
 
-def render_markdown(benchmark: str, summary: pd.DataFrame, per_task: pd.DataFrame, deltas: pd.DataFrame | None) -> str:
+def render_markdown(
+    benchmark: str,
+    summary: pd.DataFrame,
+    per_task: pd.DataFrame,
+    deltas: pd.DataFrame | None,
+    mean_ci: pd.DataFrame | None = None,
+) -> str:
     parts = [
         f"# {benchmark}",
         "",
@@ -106,7 +120,7 @@ def render_markdown(benchmark: str, summary: pd.DataFrame, per_task: pd.DataFram
         "",
         "## Overall",
         "",
-        markdown_table(summary[[*KEY, "data", "n_tasks", "n_missing", *_overall_columns(summary)]]),
+        markdown_table(overall_table(summary, mean_ci)),
     ]
     parts += ["", "## Per task type", "", markdown_table(summary[[*KEY, *type_columns(summary)]])]
     parts += ["", "## Per task", "", markdown_table(task_matrix(per_task))]
@@ -254,7 +268,7 @@ def summarize(
     summary = summary_table(per_task, benchmark)
     task_ci, mean_ci = score_intervals(cells, per_task, benchmark, duplicates)
     per_task = per_task.merge(task_ci, on=[*KEY, "task"], how="left")
-    summary = summary.merge(mean_ci.assign(**{c: points(mean_ci[c]) for c in mean_ci.columns[len(KEY) :]}), on=KEY)
+    mean_ci = mean_ci.assign(**{c: points(mean_ci[c]) for c in mean_ci.columns[len(KEY) :]})
     ref_frames, delta_frames = [], []
     for path in ref_paths:
         ref_cells = select_reference(of_benchmark(load_published(path)), str(path), reference_model)
@@ -283,7 +297,12 @@ def summarize(
         else:
             (out / "deltas.csv").unlink(missing_ok=True)  # an earlier summary's deltas would mislead
         with staged(out / "summary.md") as tmp:
-            tmp.write_text(render_markdown(benchmark, all_summary, all_tasks, deltas), encoding="utf-8")
+            tmp.write_text(render_markdown(benchmark, all_summary, all_tasks, deltas, mean_ci), encoding="utf-8")
+        if mean_ci.iloc[:, len(KEY) :].notna().any().any():  # only where some row's means have an interval
+            with staged(out / "intervals.csv") as tmp:
+                mean_ci.to_csv(tmp, index=False, float_format="%.2f")
+        else:
+            (out / "intervals.csv").unlink(missing_ok=True)
         with staged(out / "summary.png") as tmp:
             plot(all_summary, benchmark, tmp)
     except OSError as exc:
@@ -294,4 +313,5 @@ def summarize(
         over = deltas[deltas["delta"].abs() > max_delta]
         exceeded = list(dict.fromkeys(over["item"]))
     written = f"written: {out}/summary.(csv|md|png), per_task.csv" + (", deltas.csv" if deltas is not None else "")
+    written += ", intervals.csv" if (out / "intervals.csv").exists() else ""
     return render_console(summary, per_task, deltas) + "\n\n" + written, exceeded
