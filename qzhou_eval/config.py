@@ -109,6 +109,7 @@ class EvalConfig:
     append_eos: bool | None = None  # a preset's: add the EOS id after truncation (e5-mistral's recipe)
     empty_text: str | None = _UNSET  # what an empty text becomes ("Null" for qzhou); None keeps it empty
     text_suffix: str | None = None  # appended to every text before tokenizing (gte-Qwen2: "<|endoftext|>")
+    strip_documents: bool | None = None  # a preset's: retrieval documents stripped ('{title} {text}'.strip(), e5)
     allow_code_change: bool = False  # reuse results and cached vectors made by another harness code identity
     resolved: bool = False  # set by recipe.presets.resolve_config once every preset field holds a value
 

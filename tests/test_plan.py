@@ -29,7 +29,7 @@ from qzhou_eval.store.manifest import MANIFEST_NAME
 
 HUBS = {"STS12": "mteb/sts12-sts", "SciFact": "mteb/scifact"}
 # the only recipe fields a cache key may leave out: they change the model input string, which is hashed per text
-MODEL_INPUT_FIELDS = {"preset", "use_instruction", "instruction", "empty_text", "text_suffix"}
+MODEL_INPUT_FIELDS = {"preset", "use_instruction", "instruction", "empty_text", "text_suffix", "strip_documents"}
 
 
 @pytest.fixture(scope="module")

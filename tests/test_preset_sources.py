@@ -60,6 +60,7 @@ DECISIONS = (
     "normalize",
     "max_length",
     "dtype",
+    "attn_implementation",
     "padding_side",
     "template",
     "instructions",
@@ -154,6 +155,7 @@ def test_every_preset_names_a_pinned_source_for_every_decision(name):
     sources = preset.sources or {}
     needed = list(DECISIONS) + [k for k in ("fallback",) if preset.prompt.get("fallback")]
     needed += ["append_eos"] * preset.append_eos + ["text_suffix"] * bool(preset.text_suffix) + ["empty_text"]
+    needed += ["strip_documents"] * preset.strip_documents
     for decision in needed:
         assert sources.get(decision), (name, decision)
         assert PINNED.search(sources[decision]) or decision in ("instructions", "fallback", "sides"), (
@@ -171,6 +173,20 @@ def test_prompts_table_shows_normalisation_max_length_and_the_decisions_followed
     assert " no " in lines["Banking77Classification"] and " yes " in lines["SCIDOCS"]
     assert "512" in lines["SCIDOCS"] and "instructions+sides" in lines["SCIDOCS"]
     assert "microsoft/unilm e5/utils.py" in out and "sides: microsoft/unilm" in out
+    assert "normalize: microsoft/unilm e5/mteb_except_retrieval_eval.py" in out  # the normalisation's own source
+
+
+def test_e5_strips_retrieval_documents_as_its_script_built_them(xlmr_dir, mistral_dir, tmp_path, capsys):
+    """mteb gives an untitled BEIR document as " " + text; e5/mteb_beir_eval.py used '{title} {text}'.strip()."""
+    texts = ["Stocks fell sharply after the announcement today.", "x"]
+    for model, preset in ((mistral_dir, "e5-mistral"), (xlmr_dir, "multilingual-e5-instruct")):
+        spaced = embed(capsys, tmp_path, model, preset, "SciFact", "passage", [" " + t for t in texts])
+        plain = embed(capsys, tmp_path, model, preset, "SciFact", "passage", texts)
+        assert np.array_equal(spaced, plain), preset
+    # nowhere else: a reranking document keeps its text as mteb gives it (the script's encoder took it as it was)
+    spaced = embed(capsys, tmp_path, mistral_dir, "e5-mistral", "SciDocsRR", "passage", [" " + t for t in texts])
+    plain = embed(capsys, tmp_path, mistral_dir, "e5-mistral", "SciDocsRR", "passage", texts)
+    assert not np.array_equal(spaced, plain)
 
 
 # --- embeddings on tiny checkpoints of the families' architectures, against the scripts' own steps -----------------

@@ -56,7 +56,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     embedder, _ = build_embedder(recipe)
     try:
         where = f"{args.task} ({args.prompt_type} texts of {args.input})"
-        emb = embedder.encode(texts, prefix, where=where, normalize=recipe.config.normalize_for(spec.type))
+        strip = bool(recipe.config.strip_documents) and spec.type == "Retrieval" and args.prompt_type == "passage"
+        normalize = recipe.config.normalize_for(spec.type)
+        emb = embedder.encode(texts, prefix, where=where, normalize=normalize, strip_texts=strip)
     finally:
         embedder.close()
     try:  # exactly the path given (np.save would append .npy to a name without it), whole or not at all

@@ -69,9 +69,8 @@ def task_row(preset: Preset, values: dict[str, Any], task: str, row: dict[str, C
     out["source"] = {
         kind: {"cell": cell.source, "note": cell.note, "follows": follows(preset, cell)} for kind, cell in row.items()
     }
-    out["references"] = {
-        key: sources.get(key, "") for key in dict.fromkeys(v["follows"] for v in out["source"].values())
-    }
+    followed = [v["follows"] for v in out["source"].values()] + ["normalize", "max_length"]
+    out["references"] = {key: sources.get(key, "") for key in dict.fromkeys(followed)}
     return out
 
 
@@ -124,7 +123,7 @@ def print_table(
         marks = [row[k].source if k in called else f"({row[k].source})" for k in PROMPT_TYPES]
         shown = " | ".join(dict.fromkeys(repr(row[k].prefix) for k in called if row[k].prefix))
         keys = list(dict.fromkeys(rows[task]["source"][k]["follows"] for k in called))
-        used.update({k: rows[task]["references"][k] for k in keys})
+        used.update({k: rows[task]["references"][k] for k in [*keys, "normalize", "max_length"]})
         norm = "yes" if rows[task]["normalize"] is True else "no" if rows[task]["normalize"] is False else "model"
         head = f"{task:{width}s}  {task_type(task):20s} {marks[0]:15s} {marks[1]:15s} {marks[2]:15s}"
         print(f"{head} {norm:5s} {str(rows[task]['max_length']):5s} {'+'.join(keys)} {shown}")

@@ -35,6 +35,8 @@ class MtebEncoder:
         prefix = plan.prefix(task_name, kind)
         stats = self.stats.setdefault(plan.name, EncodeStats())
         call = {"batch_size": plan.batch_size, "where": f"{task_name} ({kind} texts)", "normalize": plan.normalize}
+        if plan.strip_documents and kind == "passage":
+            call["strip_texts"] = True
         if self.cache is not None:
             return self.cache.encode(self.embedder, task_name, list(sentences), prefix, stats, **call)
         return self.embedder.encode(list(sentences), prefix, stats=stats, **call)

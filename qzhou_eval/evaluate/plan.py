@@ -27,7 +27,7 @@ from .data import data_sha256, data_source
 
 CACHE_FORMAT = 2
 # recipe fields that change the model input string (hashed per text by the cache), not the vector of an input
-TEXT_FIELDS = ("preset", "use_instruction", "instruction", "empty_text", "text_suffix")
+TEXT_FIELDS = ("preset", "use_instruction", "instruction", "empty_text", "text_suffix", "strip_documents")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class TaskPlan:
     batch_size_flag: int  # --batch_size: with the recipe it decides `batch_size`, so it names the run's recipe
     devices: tuple[str, ...]
     normalize: bool  # this task type's (a preset may leave classification unnormalised, as e5's scripts do)
+    strip_documents: bool  # this task's retrieval documents stripped (a retrieval task under a preset that strips)
     prefixes: dict[str, dict[str, str]]  # the name mteb encodes under (a subtask of an aggregate) -> type -> prefix
     prefix_sources: dict[str, dict[str, str]]
     data_source: str
@@ -114,6 +115,7 @@ class TaskPlan:
                 "batch_size": self.batch_size,
                 "batch_size_reason": self.batch_size_reason,
                 "normalize": self.normalize,
+                "strip_documents": self.strip_documents,
                 "devices": list(self.devices),
                 "subtasks": list(self.spec.names) if self.spec.subtasks else [],
                 "splits": list(self.spec.splits),
@@ -147,6 +149,7 @@ def build_plan(recipe: Recipe, spec: BenchmarkTask, data_dir: str | None) -> Tas
         batch_size_flag=config.batch_size,
         devices=tuple(config.all_devices),
         normalize=config.normalize_for(spec.type),
+        strip_documents=bool(config.strip_documents) and spec.type == "Retrieval",
         prefixes={n: {k: recipe.rule.prefix(n, k) for k in PROMPT_TYPES} for n in names},
         prefix_sources={n: {k: recipe.rule.cell(n, k).source for k in PROMPT_TYPES} for n in names},
         data_source=data_source(spec, data_dir),

@@ -111,9 +111,9 @@ class Embedder:
         if close is not None:
             close()
 
-    def model_inputs(self, texts: list[str], prefix: str = "") -> tuple[list[str], int]:
+    def model_inputs(self, texts: list[str], prefix: str = "", strip_texts: bool = False) -> tuple[list[str], int]:
         """The exact strings the tokenizer gets (`recipe/texts.py`), and how many empty texts were replaced."""
-        return self.texts.model_inputs(texts, prefix)
+        return self.texts.model_inputs(texts, prefix, strip_texts)
 
     def tokenize(self, texts: list[str], where: str = "") -> tuple[list[np.ndarray], int]:
         """Token ids per text, truncated at max_length, and how many were truncated.
@@ -172,6 +172,7 @@ class Embedder:
         batch_size: int | None = None,
         where: str = "",
         normalize: bool | None = None,
+        strip_texts: bool = False,
     ) -> np.ndarray:
         """Embed `texts` (each with `prefix` in front) in input order, as float32 (n, dim).
 
@@ -183,7 +184,7 @@ class Embedder:
         call = EncodeStats(texts=len(texts), texts_encoded=len(texts))
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        full, call.empty_replaced = self.model_inputs(texts, prefix)
+        full, call.empty_replaced = self.model_inputs(texts, prefix, strip_texts)
         ids, call.truncated = self.tokenize(full, where)
         lengths = [len(r) for r in ids]
         call.longest_tokens = max(lengths)

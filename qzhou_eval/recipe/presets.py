@@ -42,6 +42,7 @@ class Preset:
     text_suffix: str = ""  # appended to every text before tokenizing (gte-Qwen2 in mteb: "<|endoftext|>")
     sources: dict[str, str] | None = None  # decision -> the repository, file and commit (or revision) it follows
     normalize_by_type: tuple[tuple[str, bool], ...] = ()  # task type -> normalise, where the source decides per type
+    strip_documents: bool = False  # retrieval documents stripped of leading/trailing space (mteb gives " text")
 
 
 @cache
@@ -62,6 +63,7 @@ def all_presets() -> dict[str, Preset]:
             raw.get("text_suffix", ""),
             raw.get("sources"),
             tuple(sorted((raw.get("normalize_by_type") or {}).items())),
+            bool(raw.get("strip_documents", False)),
         )
     return out
 
@@ -149,4 +151,6 @@ def resolve_config(config: Any, path: Path, model_config: dict[str, Any], name: 
         updates["empty_text"] = preset.empty_text
     if config.text_suffix is None:
         updates["text_suffix"] = preset.text_suffix
+    if config.strip_documents is None:
+        updates["strip_documents"] = preset.strip_documents
     return replace(config, **updates)

@@ -44,6 +44,7 @@ RECIPE_FIELDS = (
     "append_eos",
     "empty_text",
     "text_suffix",
+    "strip_documents",
     "trust_remote_code",
 )
 

@@ -21,10 +21,14 @@ class TextRule:
     strip: bool = False  # sentence-transformers' Transformer module strips every text
     lower_case: bool = False  # ... and lower-cases it when its config says do_lower_case
 
-    def model_inputs(self, texts: list[str], prefix: str = "") -> tuple[list[str], int]:
-        """The strings the tokenizer gets, and how many empty texts were replaced."""
+    def model_inputs(self, texts: list[str], prefix: str = "", strip_texts: bool = False) -> tuple[list[str], int]:
+        """The strings the tokenizer gets, and how many empty texts were replaced. `strip_texts`: each text stripped
+        before the rest (retrieval documents under a recipe that stripped them: mteb gives an untitled one as
+        " text", the e5 scripts built '{title} {text}'.strip())."""
         out, empty = [], 0
         for text in texts:
+            if strip_texts:
+                text = text.strip()
             if text == "" and self.empty_text is not None:
                 text = self.empty_text
                 empty += 1

@@ -268,7 +268,7 @@ class EmbeddingCache:
         """
         store = self.store(task)
         store.refresh()
-        inputs, _ = embedder.model_inputs(texts, prefix)
+        inputs, _ = embedder.model_inputs(texts, prefix, kwargs.get("strip_texts", False))
         keyed = {}
         if getattr(embedder, "prompt_length", None) is not None and prefix:
             # a Pooling that leaves the prompt out: the vector depends on where the prompt ends, not only on
@@ -283,7 +283,9 @@ class EmbeddingCache:
         if found:
             hits = sorted(found)
             out[hits] = np.stack([found[i] for i in hits])
-            stats.merge(self._cached_stats(embedder, [texts[i] for i in hits], prefix))
+            stats.merge(
+                self._cached_stats(embedder, [texts[i] for i in hits], prefix, kwargs.get("strip_texts", False))
+            )
         missing = [i for i in range(len(texts)) if i not in found]
         if missing:
             pending = _Pending(store, [digests[i] for i in missing], self.flush_s)
@@ -296,9 +298,9 @@ class EmbeddingCache:
         return out
 
     @staticmethod
-    def _cached_stats(embedder: Any, texts: list[str], prefix: str) -> EncodeStats:
+    def _cached_stats(embedder: Any, texts: list[str], prefix: str, strip_texts: bool = False) -> EncodeStats:
         """Input statistics of cached texts, as if encoded now: tokenizing is cheap next to the model."""
-        inputs, empty = embedder.model_inputs(texts, prefix)
+        inputs, empty = embedder.model_inputs(texts, prefix, strip_texts)
         ids, truncated = embedder.tokenize(inputs)
         return EncodeStats(
             texts=len(texts),
