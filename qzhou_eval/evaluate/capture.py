@@ -423,6 +423,24 @@ def record_cell(bucket: dict) -> dict:
     return cell
 
 
+def content_ids(hashes: list[str]) -> list[str]:
+    """Unit ids from the units' content (`hash#k`, k counting repeats), so two runs pair the same texts whatever
+    order their data files list them in."""
+    seen: dict[str, int] = {}
+    out = []
+    for h in hashes:
+        out.append(f"{h}#{seen.get(h, 0)}")
+        seen[h] = seen.get(h, 0) + 1
+    return out
+
+
+def label_codes(gold: list, preds: list[list]) -> tuple[list[int], list[list[int]]]:
+    """Labels (ints or strings) as integer codes over the sorted union, for the F1 kinds."""
+    labels = sorted({str(x) for x in gold} | {str(x) for p in preds for x in p})
+    code = {label: i for i, label in enumerate(labels)}
+    return [code[str(x)] for x in gold], [[code[str(x)] for x in p] for p in preds]
+
+
 def _retrieval(units: dict, main: str) -> tuple:
     if "value" not in units:
         return None, [], {}, {"why": f"main score {main}"}
@@ -432,15 +450,13 @@ def _retrieval(units: dict, main: str) -> tuple:
 def _reranking(units: dict, main: str) -> tuple:
     if main != "map" or "ap" not in units:
         return None, [], {}, {"why": f"main score {main}"}
-    ids = [f"{i}:{q}" for i, q in enumerate(units["query_hash"])]
-    return "mean", ids, {"value": units["ap"]}, {}
+    return "mean", content_ids(units["query_hash"]), {"value": units["ap"]}, {}
 
 
 def _sts(units: dict, main: str) -> tuple:
     if main != "cosine_spearman":
         return None, [], {}, {"why": f"main score {main}"}
-    ids = [f"{i}:{h}" for i, h in enumerate(units["pair_hash"])]
-    return "spearman", ids, {"pred": units["cosine"], "gold": units["gold"]}, {}
+    return "spearman", content_ids(units["pair_hash"]), {"pred": units["cosine"], "gold": units["gold"]}, {}
 
 
 def _summarization(units: dict, main: str) -> tuple:
@@ -463,20 +479,21 @@ def _pair_classification(units: dict, main: str) -> tuple:
     if main not in ("max_ap", "max_accuracy") or len(units.get("families", [])) != len(FAMILIES):
         return None, [], {}, {"why": f"main score {main}"}
     n = len(units["label"])
-    ids = [f"{i}:{h}" for i, h in enumerate(units["pair_hash"])]
     data = {"scores": units["families"], "label": units["label"], "position": list(range(n))}
-    return main, ids, data, {}
+    return main, content_ids(units["pair_hash"]), data, {}
 
 
 def _classification(units: dict, main: str) -> tuple:
     if "pred" not in units:
         return None, [], {}, {"why": "no predictions seen"}
-    ids = [f"{i}:{h}" for i, h in enumerate(units["text_hash"])]
-    gold = np.asarray(units["gold"])
-    data = {"gold": units["gold"], "pred": units["pred"]}
+    ids = content_ids(units["text_hash"])
+    gold, pred = label_codes(units["gold"], units["pred"])
+    data = {"gold": gold, "pred": pred}
+    if main in ("f1", "f1_weighted"):
+        return {"f1": "f1_macro", "f1_weighted": "f1_weighted"}[main], ids, data, {}
     if main != "accuracy":
         return None, ids, data, {"why": f"main score {main}"}
-    data["correct"] = [(np.asarray(p) == gold).astype(int).tolist() for p in units["pred"]]
+    data["correct"] = [(np.asarray(p) == np.asarray(gold)).astype(int).tolist() for p in pred]
     return "accuracy", ids, data, {}
 
 
@@ -506,6 +523,8 @@ def _bitext(units: dict, main: str) -> tuple:
         return None, [], {}, {"why": "no pairs seen"}
     gold, pred = pairs[0]["gold"], pairs[0]["pred"]
     data = {"gold": gold, "pred": pred}
+    if main == "f1":
+        return "f1_weighted", list(range(len(gold))), {"gold": gold, "pred": [pred]}, {}
     if main != "accuracy":
         return None, list(range(len(gold))), data, {"why": f"main score {main}"}
     return (

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..store.records import arrays, read_records
-from .paired import MEAN_TASK, MEAN_TYPE, holm, percentile_interval, randomization_p_value
+from ..store.records import arrays, vouched_records
+from .paired import MEAN_TASK, MEAN_TYPE, holm, mean_weights, percentile_interval, randomization_p_value
 from .paired import compare as compare_records
 from .paired import summarize_means as mean_intervals
 from .summary import benchmark_cells, load_tree, merge_cells
@@ -57,6 +57,7 @@ class ModelRun:
     revision: str
     scores: dict[str, float] = field(default_factory=dict)  # fraction; NaN when a kept cell is missing
     folders: dict[str, Path] = field(default_factory=dict)
+    cells: dict[str, dict[tuple[str, str], float]] = field(default_factory=dict)  # task -> the result file's cells
 
     @property
     def label(self) -> str:
@@ -111,10 +112,11 @@ def resolve_models(cells: pd.DataFrame, specs: list[str]) -> list[tuple[str, str
 
 
 def model_runs(results_dirs: list[str], specs: list[str], keep: pd.DataFrame) -> list[ModelRun]:
-    cells = pd.concat([load_tree(d) for d in results_dirs], ignore_index=True)
-    cells = cells[cells["task"].isin(set(keep["task"]))]
+    everything = pd.concat([load_tree(d) for d in results_dirs], ignore_index=True)
+    chosen = resolve_models(everything, specs)  # a model is found by name whatever tasks it holds
+    cells = everything[everything["task"].isin(set(keep["task"]))]
     runs = []
-    for model, revision in resolve_models(cells, specs):
+    for model, revision in chosen:
         mine = merge_cells(cells[(cells["model"] == model) & (cells["revision"] == revision)])
         run = ModelRun(model, revision)
         for task, group in keep.groupby("task", sort=False):
@@ -123,6 +125,9 @@ def model_runs(results_dirs: list[str], specs: list[str], keep: pd.DataFrame) ->
             run.scores[task] = float(have["main_score"].mean()) if complete else math.nan
             if len(have):
                 run.folders[task] = Path(have["folder"].iloc[-1])
+                mine_all = mine[mine["task"] == task]
+                keys = zip(mine_all["split"], mine_all["subset"], strict=True)
+                run.cells[task] = dict(zip(keys, mine_all["main_score"], strict=True))
         runs.append(run)
     return runs
 
@@ -130,12 +135,12 @@ def model_runs(results_dirs: list[str], specs: list[str], keep: pd.DataFrame) ->
 def _task_records(run: ModelRun, task: str, kept: set[tuple[str, str]]) -> tuple[dict | None, str]:
     """(cell key -> record cell) of the task's kept cells, or None and why not."""
     folder = run.folders.get(task)
-    cells = read_records(folder, task) if folder is not None else None
+    cells, why = vouched_records(folder, task, run.cells.get(task, {})) if folder is not None else (None, NO_RECORDS)
     if cells is None:
-        return None, f"{NO_RECORDS} for {run.label}"
+        return None, f"{why} for {run.label}"
     chosen = {(c["task"], c["split"], c["subset"]): c for c in cells if (c["split"], c["subset"]) in kept}
-    if not chosen:
-        return None, f"{NO_RECORDS} for {run.label} in the cells that count"
+    if {(k[1], k[2]) for k in chosen} != kept:
+        return None, f"{NO_RECORDS} for {run.label} in every cell that counts"
     unresampled = sorted({c.get("why", "") for c in chosen.values() if not c.get("metric")})
     if unresampled:
         return None, f"records of {run.label} are not resampled ({'; '.join(unresampled)})"
@@ -155,11 +160,15 @@ def compare_task(
         result.note = "the two models' records hold different cells"
         return result
     parts = []
-    for key in sorted(rec_a):
-        _, ids_a, data_a = arrays(rec_a[key])
-        _, ids_b, data_b = arrays(rec_b[key])
-        kind = rec_a[key]["metric"]
-        parts.append(compare_records("/".join(key), (kind, ids_a, data_a), (kind, ids_b, data_b), **options))
+    try:
+        for key in sorted(rec_a):
+            _, ids_a, data_a = arrays(rec_a[key])
+            _, ids_b, data_b = arrays(rec_b[key])
+            kind = rec_a[key]["metric"]
+            parts.append(compare_records("/".join(key), (kind, ids_a, data_a), (kind, ids_b, data_b), **options))
+    except UserError as exc:  # records that do not pair (other data, other units): this task gets Δ only
+        result.note = f"records do not pair: {exc}"
+        return result
     result.boot = np.mean([p.boot_deltas for p in parts], axis=0)
     result.ci = percentile_interval(result.boot, options["alpha"])
     perm = np.mean([p.perm_deltas for p in parts], axis=0)
@@ -176,16 +185,27 @@ def compare_pair(
 ) -> pd.DataFrame:
     """Rows for every task both models have, then the means; in points (100 x), as the leaderboard shows."""
     types = dict(zip(keep["task"], keep["task_type"], strict=True))
-    results = []
+    results, absent = [], []
     for task, group in keep.groupby("task", sort=False):
-        if math.isnan(a.scores.get(task, math.nan)) or math.isnan(b.scores.get(task, math.nan)):
+        lacking = [run.label for run in (a, b) if math.isnan(run.scores.get(task, math.nan))]
+        if lacking:
+            absent.append(_absent_row(a, b, task, types[task], lacking))
             continue
         kept = set(zip(group["split"], group["subset"], strict=True))
         results.append(compare_task(task, types[task], kept, a, b, options))
     significant = holm({r.task: r.p_value for r in results}, options["alpha"])
     rows = [_task_row(a, b, r, significant[r.task]) for r in results]
+    rows += absent if not complete_means else []  # with a benchmark, the summary's missing list says it
     rows += _mean_rows(keep, a, b, results, options, complete_means)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _absent_row(a: ModelRun, b: ModelRun, task: str, task_type: str, lacking: list[str]) -> dict[str, Any]:
+    row = dict.fromkeys(COLUMNS, math.nan)
+    row.update(baseline=a.label, model=b.label, task=task, task_type=task_type, significant=None, n_units=0)
+    row.update(score_baseline=_points(a.scores.get(task)), score_model=_points(b.scores.get(task)))
+    row["note"] = f"no complete result for {' and '.join(lacking)}: not compared"
+    return row
 
 
 def _points(x: float | None) -> float:
@@ -223,22 +243,29 @@ def _mean_rows(
         note = f"{len(missing)} of {len(needed)} tasks missing in one model: no mean (leaderboard rule)"
         return [_empty_mean(a, b, column, note) for column in (MEAN_TASK, MEAN_TYPE)]
     types = {t: have[t].task_type for t in have}
-    boots = {t: have[t].boot for t in have}
-    without = [t for t, boot in boots.items() if boot is None]
     summaries = mean_intervals(
         {t: have[t].delta for t in have},
         types,
-        None if without else boots,
+        None,
         resamples=options["resamples"],
         seed=options["seed"],
         alpha=options["alpha"],
     )
+    weights = mean_weights(types)
     rows = []
     for column, summary in summaries.items():
         scores_a = _column_score(column, {t: have[t].score_a for t in have}, types)
         scores_b = _column_score(column, {t: have[t].score_b for t in have}, types)
-        note = f"{NO_RECORDS} for {len(without)} of {len(have)} tasks: task-resampling interval only" if without else ""
-        unit = summary.unit_ci or (math.nan, math.nan)
+        members = [t for t, w in weights[column].items() if w]
+        without = [t for t in members if have[t].boot is None]
+        note = (
+            f"{NO_RECORDS} for {len(without)} of {len(members)} tasks: task-resampling interval only" if without else ""
+        )
+        if missing and not complete:
+            note = "; ".join(filter(None, [note, f"over the {len(have)} tasks both have, not {', '.join(missing)}"]))
+        unit = (math.nan, math.nan)
+        if not without:  # every task of this column resampled jointly, row r of each task's draws together
+            unit = percentile_interval(sum(w * have[t].boot for t, w in weights[column].items() if w), options["alpha"])
         rows.append(
             {
                 "baseline": a.label,
@@ -254,7 +281,7 @@ def _mean_rows(
                 "significant": None,
                 "task_ci_low": _points(summary.task_ci[0]),
                 "task_ci_high": _points(summary.task_ci[1]),
-                "n_units": sum(have[t].n_units for t in have),
+                "n_units": sum(have[t].n_units for t in members),
                 "note": note,
             }
         )

@@ -48,8 +48,8 @@ def run_compare(
         raise UserError("--models needs a baseline and at least one model to compare with it")
     if benchmark is None and not tasks:
         raise UserError("compare needs --benchmark NAME or --tasks ...")
-    if resamples < 100 or not 0 < alpha < 1:
-        raise UserError(f"need --resamples >= 100 and 0 < --alpha < 1 (got {resamples}, {alpha})")
+    if resamples < 100 or not 0 < alpha < 1 or seed < 0:
+        raise UserError(f"need --resamples >= 100, 0 < --alpha < 1, --seed >= 0 (got {resamples}, {alpha}, {seed})")
     for d in results_dirs:
         if not Path(d).is_dir():
             raise UserError(f"results directory does not exist: {d}")
@@ -83,7 +83,7 @@ def write_files(out: Path, frame: pd.DataFrame, lines: list[str], what: str, opt
         with staged(out / "compare.md") as tmp:
             tmp.write_text(render_markdown(frame, lines, what, options), encoding="utf-8")
         with staged(out / "compare.png") as tmp:
-            forest_plot(frame, what, tmp)
+            forest_plot(frame, what, tmp, options["alpha"])
     except OSError as exc:
         raise UserError(f"cannot write the comparison to {out}: {exc.strerror or exc}") from None
 
@@ -110,7 +110,7 @@ def render_markdown(frame: pd.DataFrame, lines: list[str], what: str, options: d
     return "\n".join(parts) + "\n"
 
 
-def forest_plot(frame: pd.DataFrame, what: str, path: Path) -> None:
+def forest_plot(frame: pd.DataFrame, what: str, path: Path, alpha: float = 0.05) -> None:
     """Δ per task and mean with its interval, one panel per compared model; tasks that hold after Holm in colour."""
     import matplotlib
 
@@ -140,7 +140,8 @@ def forest_plot(frame: pd.DataFrame, what: str, path: Path) -> None:
         ax.set_yticks(y, [str(t) for t in ordered["task"]], fontsize=7)
         ax.set_xlabel("Δ = model − baseline (points)")
         ax.set_title(f"{model}\nvs {base}", fontsize=8)
-    fig.suptitle(f"{what}: paired 95% intervals (grey band: tasks resampled; blue: holds after Holm)", fontsize=9)
+    level = f"{100 * (1 - alpha):g}%"
+    fig.suptitle(f"{what}: paired {level} intervals (grey band: tasks resampled; blue: holds after Holm)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)

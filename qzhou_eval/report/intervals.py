@@ -14,15 +14,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..store.records import arrays, read_records
+from ..store.records import arrays, vouched_records
 from .paired import bootstrap_scores, percentile_interval
 from .summary import KEY, benchmark_cells
 
 RESAMPLES = 2_000  # a summary's intervals: their bounds move by ~0.1 point between seeds at this size
 
 
-def task_boot(folder: Path, task: str, kept: set[tuple[str, str]], resamples: int, seed: int) -> np.ndarray | None:
-    cells = read_records(folder, task)
+def task_boot(
+    folder: Path, task: str, kept: set[tuple[str, str]], scores: dict, resamples: int, seed: int
+) -> np.ndarray | None:
+    """The task's score on bootstrap resamples of its vouched records (None without them)."""
+    cells, _ = vouched_records(folder, task, scores)
     chosen = [c for c in cells or [] if (c["split"], c["subset"]) in kept and c.get("metric")]
     covered = {(c["split"], c["subset"]) for c in chosen}
     if not chosen or covered != kept:
@@ -49,6 +52,10 @@ def score_intervals(
     kept = {t: set(zip(g["split"], g["subset"], strict=True)) for t, g in keep.groupby("task")}
     types = dict(zip(keep["task"], keep["task_type"], strict=True))
     folders = cells.groupby([*KEY, "task"])["folder"].last()
+    written = {
+        key: dict(zip(zip(g["split"], g["subset"], strict=True), g["main_score"], strict=True))
+        for key, g in cells.groupby([*KEY, "task"])
+    }
     task_rows, mean_rows = [], []
     for key, group in per_task.groupby(KEY, sort=False):
         boots = {}
@@ -56,7 +63,7 @@ def score_intervals(
             folder = folders.get((*key, task))
             boot = None
             if folder is not None and not math.isnan(score):
-                boot = task_boot(Path(folder), task, kept[task], resamples, seed)
+                boot = task_boot(Path(folder), task, kept[task], written.get((*key, task), {}), resamples, seed)
             low, high = percentile_interval(boot, alpha) if boot is not None else (math.nan, math.nan)
             task_rows.append((*key, task, low, high))
             if boot is not None:

@@ -46,7 +46,14 @@ MEAN_TYPE = "Mean(TaskType)"
 
 # Keys that describe the task, not the model: both records must agree on them once aligned by id, and a
 # mismatch means the ids do not identify the same units.
-_SHARED_KEYS = {"spearman": ("gold",), "pearson": ("gold",), "max_ap": ("label",), "max_accuracy": ("label",)}
+_SHARED_KEYS = {
+    "spearman": ("gold",),
+    "pearson": ("gold",),
+    "max_ap": ("label",),
+    "max_accuracy": ("label",),
+    "f1_macro": ("gold",),
+    "f1_weighted": ("gold",),
+}
 # |delta_perm| >= |delta| - TOLERANCE counts as "at least as extreme": permuted deltas that equal the
 # observed one up to float summation order must count, or an A/A comparison would not give p = 1.
 TOLERANCE = 1e-12

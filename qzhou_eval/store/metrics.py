@@ -25,6 +25,8 @@ Data keys per kind (the last axis is always the unit axis, length n):
   Spearman per summary, clustering V-measure per subsample.
 - ``accuracy``: ``correct`` (E, n) of 0/1; the mean over E experiments of the weighted accuracy.
 - ``spearman`` / ``pearson``: ``pred``, ``gold`` (n,).
+- ``f1_macro`` / ``f1_weighted``: ``gold`` (n,) and ``pred`` (E, n) integer labels; the mean over E experiments
+  of sklearn's macro / weighted F1 (classification whose main score is ``f1``; bitext mining).
 - ``max_ap`` / ``max_accuracy``: ``scores`` (k, n) for k similarity functions (higher = more similar;
   negate distances first) and ``label`` (n,) of 0/1. Optional ``position`` (n,) breaks score ties for
   ``max_accuracy`` (default: unit order), needed when units are not in their original record order.
@@ -33,7 +35,7 @@ Data keys per kind (the last axis is always the unit axis, length n):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -579,6 +581,55 @@ class _MaxAccuracy:
         return np.max(accs, axis=0)
 
 
+class _F1:
+    """F1 from each unit's gold and predicted label: macro (the mean over labels, as sklearn's average="macro",
+    for classification, averaged over experiments) or weighted (by support, as average="weighted", bitext mining).
+
+    Per label, true positives, support and predicted counts are linear in the weights (sparse one-hot products), so
+    resamples and randomization complements cost one product each; F1_l = 2 tp / (support + predicted), and the
+    labels that count are those in the resample's gold or predictions, as in sklearn."""
+
+    weight_dtype = np.float64
+
+    def __init__(self, data: Data, average: str) -> None:
+        from scipy.sparse import csr_matrix
+
+        gold = np.asarray(data["gold"]).astype(np.int64)
+        pred = np.atleast_2d(np.asarray(data["pred"])).astype(np.int64)  # (experiments, n)
+        labels = np.unique(np.concatenate([gold, pred.ravel()]))
+        self.n, self.average = gold.shape[0], average
+        rows, shape = np.arange(self.n), (self.n, labels.shape[0])
+
+        def one_hot(columns: np.ndarray, keep: np.ndarray | None = None) -> Any:
+            values = np.ones(self.n) if keep is None else keep.astype(np.float64)
+            return csr_matrix((values, (rows, np.searchsorted(labels, columns))), shape=shape).T.tocsr()
+
+        self.support = one_hot(gold)
+        self.predicted = [one_hot(p) for p in pred]
+        self.hits = [one_hot(gold, p == gold) for p in pred]
+
+    def stats(self, w: np.ndarray) -> Stats:
+        wt = np.asarray(w, dtype=np.float64).T
+        return (
+            (self.support @ wt).T,
+            *[(h @ wt).T for h in self.hits],
+            *[(p @ wt).T for p in self.predicted],
+        )
+
+    def finish(self, stats: Stats, w: np.ndarray) -> np.ndarray:
+        support, experiments = stats[0], len(self.hits)
+        scores = []
+        for tp, predicted in zip(stats[1 : 1 + experiments], stats[1 + experiments :], strict=True):
+            denominator = support + predicted
+            f1 = _safe_divide(2 * tp, denominator)
+            if self.average == "macro":
+                present = denominator > 0
+                scores.append(_safe_divide((f1 * present).sum(axis=1), present.sum(axis=1)))
+            else:
+                scores.append(_safe_divide((f1 * support).sum(axis=1), support.sum(axis=1)))
+        return np.mean(scores, axis=0)
+
+
 def _prepare_linear(kind: str) -> Callable[[Data], _Kind]:
     return lambda data: _Linear(unit_values(kind, data))
 
@@ -590,6 +641,8 @@ _KINDS: dict[str, Callable[[Data], _Kind]] = {
     "pearson": _Pearson,
     "max_ap": _MaxAveragePrecision,
     "max_accuracy": _MaxAccuracy,
+    "f1_macro": lambda data: _F1(data, "macro"),
+    "f1_weighted": lambda data: _F1(data, "weighted"),
 }
 
 

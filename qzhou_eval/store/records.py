@@ -63,7 +63,35 @@ KEYS = {
     "pearson": ("pred", "gold"),
     "max_ap": ("scores", "label", "position"),
     "max_accuracy": ("scores", "label", "position"),
+    "f1_macro": ("gold", "pred"),
+    "f1_weighted": ("gold", "pred"),
 }
+
+
+def vouched_records(folder: Path, task: str, scores: dict[tuple[str, str], float]) -> tuple[list | None, str]:
+    """A task's record cells when its manifest vouches for the file (records kept, the same sha256) and the cells'
+    scores are the result file's `scores` ((split, subset) -> main score); else None and why. A records file
+    left by an earlier run (a rerun that kept none, a kill between two renames) is never used."""
+    from ..files import file_sha256
+    from .manifest import read_manifest
+
+    entry = read_manifest(folder).get("tasks", {}).get(task)
+    recorded = entry.get("records") if isinstance(entry, dict) else None
+    path = records_path(folder, task)
+    if not isinstance(recorded, dict) or not recorded.get("kept"):
+        return None, "no per-example records"
+    if not path.is_file() or file_sha256(path) != recorded.get("sha256"):
+        return None, "records not vouched for by the manifest"
+    cells = read_records(folder, task)
+    if cells is None:
+        return None, "records unreadable"
+    by_cell: dict[tuple[str, str], list[float]] = {}
+    for cell in cells:  # an aggregate's cells are its subtasks': the result holds their mean
+        by_cell.setdefault((cell.get("split"), cell.get("subset")), []).append(cell["mteb_main_score"])
+    for key, values in by_cell.items():
+        if key in scores and abs(scores[key] - float(np.mean(values))) > TOLERANCE:
+            return None, "records do not match the result file"
+    return cells, ""
 
 
 def arrays(cell: dict[str, Any]) -> tuple[str | None, np.ndarray, dict[str, np.ndarray]]:
