@@ -6,9 +6,12 @@ new tokenisation step), and a version string alone was left unchanged for 76 com
 of every result and the key of every cached vector hold the hash of the files themselves. Two identities:
 
 - `embedding`: the model layer (text -> vector: tokenising, batching, the runners, pooling, the native
-  QZhou model, workers) and the recipe's text step (`recipe/texts.py`): what a cached vector depends on.
+  QZhou model, workers), the recipe layer (what the model is given: presets, instructions, the text step, the
+  tokenizer loader, sentence-transformers configs, the resolution step) and `config.py`: what a cached vector
+  depends on.
 - `score`: `embedding` plus the evaluate files between the vectors and mteb's numbers (the adapter, the
-  offline data loader, the reference batch sizes, the per-example record capture): what a result depends on.
+  offline data loader, the reference batch sizes, the plan, the runner, the per-example record capture) and the
+  records' metrics: what a result depends on. Reports, flags, shards, sizes, downloads and docs change neither.
 
 Files are read, never imported, so this module sits at the bottom of the package.
 """
@@ -49,14 +52,19 @@ TRACKED_PACKAGES = (
 EMBEDDING_PACKAGES = ("torch", "transformers", "tokenizers", "sentence-transformers")
 SCORE_PACKAGES = tuple(p for p in TRACKED_PACKAGES if p != "accelerate")
 CODE_FILES = {
-    "embedding": ("model/*.py", "recipe/texts.py"),
+    "embedding": ("model/*.py", "recipe/*.py", "config.py"),
     "score": (
         "model/*.py",
-        "recipe/texts.py",
+        "recipe/*.py",
+        "config.py",
         "evaluate/adapter.py",
         "evaluate/data.py",
         "evaluate/batch_sizes.py",
         "evaluate/capture.py",
+        "evaluate/plan.py",
+        "evaluate/runner.py",
+        "store/records.py",
+        "store/metrics.py",
     ),
 }
 

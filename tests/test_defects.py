@@ -206,14 +206,19 @@ def test_a_run_never_rewrites_a_summary_of_several_models_nor_another_shards(qzh
     assert len(pd.read_csv(table)) == 2
     run_model(qzhou_dir, "--overwrite", "--batch_size", "4")  # a rerun of one model
     assert table.read_bytes() == before
-    runs = sorted(p.name for p in (out / "summary" / "runs").iterdir())
-    assert runs == [f"local__qzhou@{p.name[:12]}" for p in (out / "local__qzhou").iterdir()] + [
-        "local__second-model@r2"
-    ]
+    runs = sorted(p.relative_to(out / "summary" / "runs").as_posix() for p in (out / "summary" / "runs").glob("*/*"))
+    revision = next((out / "local__qzhou").iterdir()).name
+    assert runs == [f"local__qzhou@{revision}/MTEB_eng_v2", "local__second-model@r2/MTEB_eng_v2"]
     for shard in ("1/2", "2/2"):
         run_model(second, "--revision", "r3", "--shard", shard)
-    shards = sorted(p.name for p in (out / "summary" / "runs").iterdir() if "shard" in p.name)
-    assert shards == ["local__second-model@r3-shard-1-of-2", "local__second-model@r3-shard-2-of-2"]
+    shards = sorted(p.name for p in (out / "summary" / "runs" / "local__second-model@r3").iterdir())
+    assert shards == ["MTEB_eng_v2-shard-1-of-2", "MTEB_eng_v2-shard-2-of-2"]
+    # revisions that share their first 12 characters, and another benchmark, keep their own tables too
+    run_model(second, "--revision", "experiment-2024-a")
+    run_model(second, "--revision", "experiment-2024-b", "--normalize", "false")
+    assert {p.name for p in (out / "summary" / "runs").iterdir()} >= {
+        "local__second-model@experiment-2024-a", "local__second-model@experiment-2024-b",
+    }  # fmt: skip
     assert table.read_bytes() == before
 
 
@@ -327,7 +332,7 @@ def test_a_file_system_without_flock_falls_back_to_record_locks_and_says_so_once
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_flock)
-    monkeypatch.setattr(lock_module, "_fallback_said", set())
+    monkeypatch.setattr(lock_module, "_fallback_said", [])
     path = tmp_path / MANIFEST_NAME
     for i in range(3):
         Manifest(path, {}).record_task(f"t{i}", {"status": "done"})
@@ -390,3 +395,121 @@ def test_a_second_local_copy_of_a_dataset_is_read_as_itself_not_from_the_first_o
         report = run(config)
         counts[name] = report.inputs["SciFact"]["texts"]
     assert counts["b"] == 24 + 3 and counts["a"] > counts["b"]  # b's own 3 queries, not a's 6
+
+
+# --- found in review: the runner in the cache key, files outside the folder, malformed entries, default prompts ---
+
+
+def test_the_runner_that_embeds_is_part_of_the_settings_and_the_cache_key(st_dir):
+    from qzhou_eval.evaluate.plan import build_plan
+    from qzhou_eval.recipe.resolve import prepare
+    from qzhou_eval.store.cache import settings_key
+
+    (spec,) = select_specs(None, ("STS12",))
+    plans = {}
+    for preset in ("sentence-transformers", "qzhou"):
+        config = EvalConfig(str(st_dir), tasks=("STS12",), preset=preset, device="cpu", dtype="float32",
+                            max_length=32, use_instruction=False, pooling_mode="mean", normalize=False)  # fmt: skip
+        plans[preset] = build_plan(prepare(config, quiet=True), spec, None)
+    assert plans["sentence-transformers"].recipe["runner"].startswith("sentence-transformers: Transformer(.)")
+    assert plans["qzhou"].recipe["runner"] == "transformers"
+    keys = {p: settings_key(plan.cache_settings()) for p, plan in plans.items()}
+    assert keys["sentence-transformers"] != keys["qzhou"]
+
+
+def test_library_versions_are_in_the_cache_key_and_the_fingerprint(qzhou_dir, monkeypatch):
+    from qzhou_eval.evaluate import plan as plan_module
+    from qzhou_eval.recipe.resolve import prepare
+    from qzhou_eval.store.cache import settings_key
+
+    (spec,) = select_specs(None, ("STS12",))
+    plan = plan_module.build_plan(
+        prepare(EvalConfig(str(qzhou_dir), tasks=("STS12",), device="cpu"), quiet=True), spec, None
+    )
+    before = settings_key(plan.cache_settings()), plan.fingerprint()
+    real = plan_module.versions_of
+    monkeypatch.setattr(plan_module, "versions_of", lambda names: {**real(names), "version:torch": "99.0"})
+    after = settings_key(plan.cache_settings()), plan.fingerprint()
+    assert after[0] != before[0] and after[1] != before[1]
+
+
+@pytest.mark.parametrize("where", ["tokenizer_args", "tokenizer_config"])
+def test_a_tokenizer_file_outside_the_model_folder_is_refused(st_dir, tmp_path, capsys, where):
+    model = tmp_path / "m"
+    shutil.copytree(st_dir, model)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(model / "vocab.txt", outside / "vocab.txt")
+    if where == "tokenizer_args":
+        cfg = json.loads((model / "sentence_bert_config.json").read_text())
+        cfg["tokenizer_args"] = {"vocab_file": str(outside / "vocab.txt")}
+        (model / "sentence_bert_config.json").write_text(json.dumps(cfg))
+        (model / "tokenizer.json").unlink()
+    else:
+        cfg = json.loads((model / "tokenizer_config.json").read_text())
+        cfg["vocab_file"] = str(outside / "vocab.txt")
+        (model / "tokenizer_config.json").write_text(json.dumps(cfg))
+        (model / "tokenizer.json").unlink()
+        (model / "vocab.txt").unlink()
+    preset = "sentence-transformers" if where == "tokenizer_args" else "bge-en"
+    assert main(embed_args(model, tmp_path, "a\n", "--preset", preset)) == 2
+    assert "lies outside the model folder" in last_error(capsys)
+
+
+def test_malformed_numbers_in_model_configs_are_one_error_line(st_dir, tmp_path, capsys):
+    model = tmp_path / "m"
+    shutil.copytree(st_dir, model)
+    (model / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": "long"}))
+    assert main(embed_args(model, tmp_path, "a\n", "--preset", "sentence-transformers")) == 2
+    assert "max_seq_length 'long'" in last_error(capsys)
+    assert main(embed_args(st_dir, tmp_path, "", "--preset", "sentence-transformers")) == 2
+    assert "input file is empty" in last_error(capsys)
+
+
+def test_a_hand_edited_manifest_entry_is_no_record_not_a_traceback(qzhou_dir, sts_data, tmp_path, capsys):
+    args = ["--model_name_or_path", str(qzhou_dir), "--tasks", "STS12", "--data_dir", str(sts_data)]
+    args += ["--output_dir", str(tmp_path), "--device", "cpu", "--dtype", "float32"]
+    assert main(args, benchmark="MTEB(eng, v2)") == 0
+    path = next(tmp_path.rglob(MANIFEST_NAME))
+    for broken in ("done", {"status": "done", "settings": [1, 2]}):
+        data = json.loads(path.read_text())
+        data["tasks"]["STS12"] = broken
+        path.write_text(json.dumps(data))
+        capsys.readouterr()
+        assert main(args, benchmark="MTEB(eng, v2)") == 2  # no record of these settings: refused, as documented
+        assert "provenance" in last_error(capsys)
+
+
+def test_a_transient_error_while_resuming_is_retried_not_taken_for_no_record(
+    qzhou_dir, sts_data, tmp_path, monkeypatch
+):
+    args = ["--model_name_or_path", str(qzhou_dir), "--tasks", "STS12", "--data_dir", str(sts_data)]
+    args += ["--output_dir", str(tmp_path), "--device", "cpu", "--dtype", "float32"]
+    assert main(args, benchmark="MTEB(eng, v2)") == 0
+    monkeypatch.setattr(manifest_module, "READ_BACKOFF_S", 0.0)
+    real, calls = Path.read_text, []
+
+    def flaky(self, *a, **k):
+        if self.name == MANIFEST_NAME:
+            calls.append(1)
+            if len(calls) == 2:  # the second read of the run: resume's
+                raise OSError(errno.ESTALE, "Stale file handle")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", flaky)
+    assert main(args, benchmark="MTEB(eng, v2)") == 0  # skipped as done, not refused as "no record"
+
+
+def test_a_sentence_transformers_default_prompt_applies_where_no_prompt_name_matches(st_dir, tmp_path, capsys):
+    model = tmp_path / "m"
+    shutil.copytree(st_dir, model)
+    cfg = {"prompts": {"query": "q: ", "passage": "p: "}, "default_prompt_name": "query"}
+    (model / "config_sentence_transformers.json").write_text(json.dumps(cfg))
+    base = ["prompts", "--preset", "sentence-transformers", "--model_name_or_path", str(model), "--format", "json"]
+    assert main([*base, "--tasks", "STSBenchmark", "SciFact"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows["STSBenchmark"]["none"] == "q: " and rows["SciFact"]["passage"] == "p: "
+    cfg["default_prompt_name"] = "nope"
+    (model / "config_sentence_transformers.json").write_text(json.dumps(cfg))
+    assert main([*base, "--tasks", "STSBenchmark"]) == 2
+    assert "default_prompt_name 'nope'" in last_error(capsys)

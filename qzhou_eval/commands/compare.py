@@ -7,6 +7,7 @@ from typing import Any
 
 from ..recipe.benchmarks import parse_task_list
 from ..report.compare_files import run_compare
+from ..report.summary import DUPLICATES
 from .flags import positive_int
 
 
@@ -34,7 +35,7 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--output_dir", default=None, help="files go to OUTPUT_DIR/compare/ (default as summarize)")
     c.add_argument(
         "--duplicates",
-        choices=["last", "mean"],
+        choices=list(DUPLICATES),
         default="last",
         help="a task a benchmark lists twice: its later listing (mteb 1.38.30) or the mean of both (2.x)",
     )

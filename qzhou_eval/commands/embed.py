@@ -44,6 +44,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
         text = source.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"input file is not UTF-8 text: {args.input}") from None
+    if not text:
+        raise UserError(f"input file is empty: {args.input} (one text per line; an empty line is an empty text)")
     texts = text.split("\n")
     if text.endswith("\n"):
         texts.pop()  # a final newline ends the last line; it does not start an empty text

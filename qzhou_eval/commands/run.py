@@ -1,13 +1,15 @@
 """`run` (and the two benchmark scripts): evaluate a model, then print its scores and leaderboard table.
 
-The table of a run goes to the run's own folder, `<output_dir>/summary/runs/<org__model>@<revision>[-shard-K-of-N]/`:
-a run never rewrites `<output_dir>/summary/`, which belongs to `summarize` (several models in one table), and
-shard jobs never overwrite each other's tables.
+The table of a run goes to the run's own folder,
+`<output_dir>/summary/runs/<org__model>@<revision>/<benchmark>[-shard-K-of-N]/`: a run never rewrites
+`<output_dir>/summary/`, which belongs to `summarize` (several models in one table), nor another revision's,
+benchmark's or shard job's table.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,8 @@ def run_summary_folder(config: EvalConfig, report: RunReport) -> Path:
     """This run's own summary folder (see the module docstring)."""
     model, revision = report.folder.parent.name, report.folder.name
     shard = f"-shard-{config.shard[0]}-of-{config.shard[1]}" if config.shard else ""
-    return Path(config.output_dir) / "summary" / "runs" / f"{model}@{revision[:12]}{shard}"
+    benchmark = re.sub(r"[^A-Za-z0-9.]+", "_", config.benchmark or "tasks").strip("_")
+    return Path(config.output_dir) / "summary" / "runs" / f"{model}@{revision}" / f"{benchmark}{shard}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..errors import UserError
+from ..report.summary import DUPLICATES
 from ..report.summary_files import summarize
 
 
@@ -44,7 +45,7 @@ def add_parser(sub: Any) -> None:
     )
     s.add_argument(
         "--duplicates",
-        choices=["last", "mean"],
+        choices=list(DUPLICATES),
         default=None,
         help="a task the benchmark lists twice (C-MTEB's MultilingualSentiment): the later listing only (mteb "
         "1.38.30 leaderboard, default) or the mean of all listings' cells (mteb 2.x)",

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -261,6 +261,7 @@ class PromptRule:
     task_types: frozenset[str] | None = None
     instruction_file: str | None = None  # qwen3: the file under instructions/
     model_prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt: str | None = None  # a sentence-transformers model's default_prompt_name prompt
     override: str | None = None  # --instruction: replaces the text, keeps the side rules
     use_instruction: bool = True
     instruct_by_type: dict[str, frozenset[str]] = field(default_factory=dict)  # task type -> sides, over `instruct`
@@ -282,6 +283,8 @@ class PromptRule:
         if self.source == "model_prompts":  # sentence-transformers: its config's prompts, in mteb's order
             names = st_prompt_names(task, kind)
             found = next((self.model_prompts[n] for n in names if n in self.model_prompts), "")
+            if not found and self.default_prompt:  # encode(prompt_name=None) falls back to the default prompt
+                return Cell(self.default_prompt, "model_prompts", "default_prompt_name")
             return Cell(found, "model_prompts" if found else "none")
         if self.task_types is not None and task_type(task) not in self.task_types:
             return Cell("", "none")
@@ -429,8 +432,14 @@ def prompt_rule(config: Any, checkpoint_path: Path | None = None) -> PromptRule:
 
     preset = get_preset(config.preset)
     model_prompts: dict[str, str] = {}
+    default = None
     if checkpoint_path is not None:
         _, model_prompts = resolve_values(preset, Path(checkpoint_path))
+        if preset.prompt.get("instructions") == "model_prompts":
+            from .st_config import default_prompt
+
+            default = default_prompt(Path(checkpoint_path))
     elif preset.prompt.get("instructions") == "model_prompts":
         raise UserError(f"preset {preset.name} takes its prompts from a model: add --model_name_or_path")
-    return make_rule(preset.prompt, config.use_instruction, config.instruction, model_prompts)
+    rule = make_rule(preset.prompt, config.use_instruction, config.instruction, model_prompts)
+    return replace(rule, default_prompt=default) if default else rule

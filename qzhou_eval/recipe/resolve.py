@@ -71,6 +71,8 @@ class Recipe:
             "model": self.checkpoint.name,
             "revision": self.checkpoint.revision,
             "content": self.checkpoint.content,
+            # which code embeds: the model's own sentence-transformers modules, or the transformers model + pooling
+            "runner": "sentence-transformers: " + " ".join(self.st.describe()) if self.st else "transformers",
             **{key: getattr(self.config, key) for key in RECIPE_FIELDS},
         }
 

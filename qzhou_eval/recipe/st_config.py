@@ -117,6 +117,9 @@ def _transformer_args(root: Path, folder: Path) -> dict[str, Any]:
     for key in REFUSED_KEYS:
         if args.get(key) is not None:
             raise UserError(f"{root.name}: its Transformer config sets {key!r}, which would load files from elsewhere")
+    max_seq = args.get("max_seq_length")
+    if max_seq is not None and (not isinstance(max_seq, int) or isinstance(max_seq, bool) or max_seq <= 0):
+        raise UserError(f"{root.name}: max_seq_length {max_seq!r} in its Transformer config is not a positive integer")
     if args.get("backend", "torch") != "torch":
         raise UserError(f"{root.name}: Transformer backend {args['backend']!r} is not run here (torch only)")
     for key in ("model_args", "tokenizer_args", "config_args"):
@@ -200,6 +203,24 @@ def model_prompts(root: Path) -> dict[str, str]:
             f"got {type(prompts).__name__}"
         )
     return prompts
+
+
+def default_prompt(root: Path) -> str | None:
+    """The prompt `default_prompt_name` names in config_sentence_transformers.json: what `encode` prepends when it
+    is given no prompt (mteb's wrapper passes none where no prompt name matches a task). An unknown name is an
+    error, as in sentence-transformers."""
+    file = Path(root) / "config_sentence_transformers.json"
+    cfg = read_json_file(file) if file.is_file() else {}
+    name = cfg.get("default_prompt_name") if isinstance(cfg, dict) else None
+    if name is None:
+        return None
+    prompts = model_prompts(root)
+    if name not in prompts:
+        raise UserError(
+            f"{Path(root).name}/config_sentence_transformers.json: default_prompt_name {name!r} is not one of its "
+            f"prompts ({', '.join(prompts) or 'none'})"
+        )
+    return prompts[name]
 
 
 def st_settings(root: Path) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from ..store.manifest import MANIFEST_NAME, read_manifest
 
 log = logging.getLogger("qzhou_eval")
 DUPLICATE_RULES = {"last": "last", "mean": "mean", "validation": "last"}
+DUPLICATES = ("last", "mean")  # the rules a flag offers (`validation` is the old name of `last`)
 UNKNOWN = "unknown"
 KEY = ["model", "revision", "settings"]
 CELL_COLUMNS = ["model", "revision", "settings", "data", "folder", "task", "split", "subset", "main_score"]

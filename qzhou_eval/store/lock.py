@@ -22,7 +22,7 @@ from ..errors import UserError
 
 LOCK_FILE = ".qzhou_eval.lock"
 UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.EBADF, errno.ENOSYS}
-_fallback_said: set[str] = set()
+_fallback_said: list[bool] = []  # the fallback is said once per process
 
 
 def _flock_dir(folder: Path) -> int:
@@ -54,9 +54,8 @@ def _unsupported(folder: Path, flock_error: OSError, record_error: OSError) -> U
 
 
 def _say_fallback(folder: Path, exc: OSError) -> None:
-    key = str(folder)
-    if key not in _fallback_said:
-        _fallback_said.add(key)
+    if not _fallback_said:
+        _fallback_said.append(True)
         print(f"note: flock is not supported in {folder} ({exc.strerror}); using fcntl record locks", file=sys.stderr)
 
 

@@ -75,7 +75,8 @@ def vouched_records(folder: Path, task: str, scores: dict[tuple[str, str], float
     from ..files import file_sha256
     from .manifest import read_manifest
 
-    entry = read_manifest(folder).get("tasks", {}).get(task)
+    tasks = read_manifest(folder).get("tasks")
+    entry = tasks.get(task) if isinstance(tasks, dict) else None
     recorded = entry.get("records") if isinstance(entry, dict) else None
     path = records_path(folder, task)
     if not isinstance(recorded, dict) or not recorded.get("kept"):

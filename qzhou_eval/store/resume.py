@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import UserError
 from ..files import file_sha256
 from ..recipe.benchmarks import BenchmarkTask
-from .manifest import read_manifest
+from .manifest import MANIFEST_NAME, read_for_update
 from .records import records_path
 
 CODE_KEYS = ("code",)  # settings keys that --allow_code_change accepts as different
@@ -65,7 +65,8 @@ def sort_tasks(
     (for entries that carry it) the same sha256: a file the manifest does not vouch for was left by a kill
     between the two writes, or by an interrupted --overwrite, and is redone rather than refused.
     """
-    recorded = read_manifest(folder).get("tasks", {})
+    tasks = read_for_update(Path(folder) / MANIFEST_NAME).get("tasks", {})  # unreadable: retried, then an error
+    recorded = tasks if isinstance(tasks, dict) else {}
     out = Resume()
     for spec in specs:
         path = folder / f"{spec.name}.json"
@@ -73,7 +74,8 @@ def sort_tasks(
             out.run.append(spec.name)
             continue
         problem = result_problem(path, spec)
-        entry = recorded.get(spec.name) or {}
+        entry = recorded.get(spec.name)
+        entry = entry if isinstance(entry, dict) else {}  # a hand-edited entry that is not an object: no record
         done = entry.get("status") == "done"
         if not problem and done and entry.get("result_sha256") not in (None, file_sha256(path)):
             problem = "it is not the file the manifest records (a run was stopped between writing the two)"
@@ -85,7 +87,7 @@ def sort_tasks(
             continue
         wanted = settings[spec.name]
         old = entry.get("settings") if done else None
-        if old is None:
+        if not isinstance(old, dict):
             diff = {"provenance": ("unknown (no manifest record)", "this run")}
         else:
             diff = {k: (old.get(k), v) for k, v in wanted.items() if old.get(k) != v}
