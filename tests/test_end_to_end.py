@@ -67,9 +67,10 @@ class SpyEncoder(MtebEncoder):
         self.prepended: set[str] = set()
         build = self.embedder.model_inputs
 
-        def model_inputs(texts, prefix=""):
-            full, empty = build(texts, prefix)
+        def model_inputs(texts, prefix="", strip_texts=False):
+            full, empty = build(texts, prefix, strip_texts)
             for text, model_input in zip(texts, full, strict=True):
+                text = text.strip() if strip_texts else text
                 if text:
                     assert model_input.endswith(text)
                     self.prepended.add(model_input[: len(model_input) - len(text)])
