@@ -51,12 +51,11 @@ TRACKED_PACKAGES = (
 )
 EMBEDDING_PACKAGES = ("torch", "transformers", "tokenizers", "sentence-transformers")
 SCORE_PACKAGES = tuple(p for p in TRACKED_PACKAGES if p != "accelerate")
+EMBEDDING_FILES = ("model/*.py", "recipe/*.py", "config.py")
 CODE_FILES = {
-    "embedding": ("model/*.py", "recipe/*.py", "config.py"),
+    "embedding": EMBEDDING_FILES,
     "score": (
-        "model/*.py",
-        "recipe/*.py",
-        "config.py",
+        *EMBEDDING_FILES,
         "evaluate/adapter.py",
         "evaluate/data.py",
         "evaluate/batch_sizes.py",
@@ -121,6 +120,9 @@ def device_name(device: str) -> str:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+CODE_SETTING = "code"  # the settings key that holds a code identity: the one --allow_code_change may let differ
 
 
 def fingerprint(settings: dict[str, Any], length: int = 16) -> str:

@@ -76,7 +76,7 @@ def _redirect(task: Any, data_dir: str | Path) -> str:
 
 
 def use_local_data(task: Any, data_dir: str | Path) -> list[str]:
-    """Redirect `task` (each subtask of an aggregate) to `data_dir`; returns the local paths, for the manifest."""
+    """Redirect `task` (each subtask of an aggregate) to `data_dir`; returns the local paths."""
     return [_redirect(leaf, data_dir) for leaf in leaf_tasks(task)]
 
 

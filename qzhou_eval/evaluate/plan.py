@@ -13,13 +13,11 @@ and the harness's code identity (`provenance.code_identity`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import PROMPT_TYPES
-from ..provenance import EMBEDDING_PACKAGES, SCORE_PACKAGES, code_identity, fingerprint, versions_of
+from ..provenance import CODE_SETTING, EMBEDDING_PACKAGES, SCORE_PACKAGES, code_identity, fingerprint, versions_of
 from ..recipe.benchmarks import BenchmarkTask
 from ..recipe.resolve import Recipe
 from .batch_sizes import batch_size_for
@@ -33,7 +31,6 @@ TEXT_FIELDS = ("preset", "use_instruction", "instruction", "empty_text", "text_s
 @dataclass(frozen=True)
 class TaskPlan:
     name: str
-    task_type: str
     spec: BenchmarkTask
     batch_size: int
     batch_size_reason: str
@@ -55,8 +52,7 @@ class TaskPlan:
 
     @property
     def prefixes_sha256(self) -> str:
-        text = json.dumps(self.prefixes, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return fingerprint(self.prefixes)
 
     def prefix(self, encoded_as: str, prompt_type: str | None) -> str:
         """The prefix mteb's call for (task name, prompt type) gets; a name outside the plan is a bug, not a
@@ -78,7 +74,7 @@ class TaskPlan:
                 "data_source": self.data_source,
                 "data_sha256": self.data_sha256,
                 "prefixes_sha256": self.prefixes_sha256,
-                "code": self.code,
+                CODE_SETTING: self.code,
                 **versions_of(SCORE_PACKAGES),
             }
         )
@@ -97,16 +93,18 @@ class TaskPlan:
         empty-text rule are left out on purpose (they change the model input itself, which is hashed per text),
         and so are the data and the metrics' libraries."""
         recipe = {k: v for k, v in self.recipe.items() if k not in TEXT_FIELDS}
-        return {
-            "format": CACHE_FORMAT,
-            **recipe,
-            "batch_size": self.batch_size,
-            "normalize_task": self.normalize,
-            "device_type": self.device_type,
-            "device_count": len(self.devices),
-            "code": self.embedding_code,
-            **versions_of(EMBEDDING_PACKAGES),
-        }
+        return _as_json(
+            {
+                "format": CACHE_FORMAT,
+                **recipe,
+                "batch_size": self.batch_size,
+                "normalize_task": self.normalize,
+                "device_type": self.device_type,
+                "device_count": len(self.devices),
+                CODE_SETTING: self.embedding_code,
+                **versions_of(EMBEDDING_PACKAGES),
+            }
+        )
 
     def manifest_entry(self) -> dict[str, Any]:
         """The plan as the manifest records it (the outcome is added by the runner)."""
@@ -142,7 +140,6 @@ def build_plan(recipe: Recipe, spec: BenchmarkTask, data_dir: str | None) -> Tas
     names = spec.names
     return TaskPlan(
         name=spec.name,
-        task_type=spec.type,
         spec=spec,
         batch_size=size,
         batch_size_reason=reason,
@@ -150,8 +147,8 @@ def build_plan(recipe: Recipe, spec: BenchmarkTask, data_dir: str | None) -> Tas
         devices=tuple(config.all_devices),
         normalize=config.normalize_for(spec.type),
         strip_documents=bool(config.strip_documents) and spec.type == "Retrieval",
-        prefixes={n: {k: recipe.rule.prefix(n, k) for k in PROMPT_TYPES} for n in names},
-        prefix_sources={n: {k: recipe.rule.cell(n, k).source for k in PROMPT_TYPES} for n in names},
+        prefixes={n: recipe.rule.prefixes(n) for n in names},
+        prefix_sources={n: recipe.rule.sources(n) for n in names},
         data_source=data_source(spec, data_dir),
         data_sha256=data_sha256(spec, data_dir),
         recipe=recipe.settings(),
@@ -162,4 +159,4 @@ def build_plan(recipe: Recipe, spec: BenchmarkTask, data_dir: str | None) -> Tas
 
 def all_prefixes(recipe: Recipe, specs: list[BenchmarkTask]) -> dict[str, str]:
     """The longest prefix of every task a run selects (checked against max_length before anything loads)."""
-    return {name: max((recipe.rule.prefix(name, k) for k in PROMPT_TYPES), key=len) for s in specs for name in s.names}
+    return {name: max(recipe.rule.prefixes(name).values(), key=len) for s in specs for name in s.names}

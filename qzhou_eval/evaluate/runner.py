@@ -14,10 +14,12 @@ file is written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,13 @@ from ..config import EvalConfig
 from ..errors import UserError
 from ..files import StagedFile
 from ..model.build import build_embedder
-from ..provenance import code_identity, device_name, git_hash, now, package_versions
+from ..provenance import device_name, git_hash, now, package_versions
 from ..recipe.benchmarks import select_specs, task_object
 from ..recipe.checkpoint import fetch_weights
 from ..recipe.resolve import Recipe, prepare
 from ..store.cache import EmbeddingCache, default_cache_dir, flush_interval
 from ..store.lock import check_locking
-from ..store.manifest import MANIFEST_NAME, Manifest, annotate_tasks, read_for_update
+from ..store.manifest import MANIFEST_NAME, Manifest, annotate_tasks
 from ..store.records import stage_records, verify
 from ..store.results import model_folder, stage_task_result, write_model_meta
 from ..store.resume import conflict_message, sort_tasks
@@ -118,8 +120,7 @@ def run(config: EvalConfig) -> RunReport:
         specs = [spec for spec in specs if spec.name in mine]
         _say(f"shard {k}/{n}: {len(specs)} of {selected} tasks")
     plans = {spec.name: build_plan(recipe, spec, config.data_dir) for spec in specs}
-    read_for_update(folder / MANIFEST_NAME)  # a manifest that cannot be read stops the run now, not after hours
-    todo = sort_tasks(
+    todo = sort_tasks(  # a manifest that cannot be read stops the run here, before the model loads
         folder, specs, {n: p.settings() for n, p in plans.items()}, config.overwrite, config.allow_code_change
     )
     if todo.conflicts:
@@ -151,9 +152,7 @@ def run(config: EvalConfig) -> RunReport:
         _say(f"nothing to run: {mine_text} task(s) are done in {folder}" if specs else "nothing to run: no task here")
         return report
 
-    recipe = Recipe(
-        recipe.config, fetch_weights(recipe.checkpoint), recipe.rule, recipe.texts, recipe.st, recipe.tokenizer
-    )
+    recipe = dataclasses.replace(recipe, checkpoint=fetch_weights(recipe.checkpoint))
     # the weights load before anything is written: a checkpoint that does not fit leaves no trace
     ckpt = recipe.checkpoint
     _say(f"loading {ckpt.name} ({ckpt.kind}) from {ckpt.path} on {config.device} as {config.dtype}")
@@ -182,7 +181,7 @@ def _open_manifest(recipe: Recipe, found: dict[str, Any], folder: Path, any_plan
         folder / MANIFEST_NAME,
         {
             "harness": "qzhou-eval",
-            "code": {"score": code_identity("score"), "embedding": code_identity("embedding")},
+            "code": {"score": any_plan.code, "embedding": any_plan.embedding_code},
             "git_hash": git_hash(),
             "started": now(),
             "benchmark": config.benchmark,
@@ -260,14 +259,11 @@ class Suite:
         folder = self.manifest.path.parent
         try:
             task = task_object(plan.spec)
-            entry["splits"] = list(task.eval_splits)
-            with TaskCapture(task) as capture:
-                if plan.data_source != HUB:
-                    use_local_data(task, config.data_dir)
-                    with local_datasets_cache(plan.data_sha256):
-                        result = _evaluate(task, self.encoder, plan.batch_size)
-                else:
-                    result = _evaluate(task, self.encoder, plan.batch_size)
+            local = plan.data_source != HUB
+            if local:
+                use_local_data(task, config.data_dir)
+            with TaskCapture(task) as capture, local_datasets_cache(plan.data_sha256) if local else nullcontext():
+                result = _evaluate(task, self.encoder, plan.batch_size)
             staged.append(stage_task_result(folder, result))
             report.done[name] = _scores(result)
             entry.update(status="done", scores=report.done[name], result_sha256=staged[0].sha256())

@@ -7,7 +7,7 @@ a retrieval task), because the instruction is part of the model input, not of th
 
 Layout, one folder per settings key and task; segments are append-only and never rewritten:
 
-    <cache_dir>/<key>/settings.json                what the key stands for (for people; never read back)
+    <cache_dir>/<key>/settings.json                what the key stands for (read back only by --allow_code_change)
     <cache_dir>/<key>/<task>/<segment>.npy         float32 (n, dim), exactly as the embedder returned them
     <cache_dir>/<key>/<task>/<segment>.idx         n lines: sha256 (hex) of each row's model input
 
@@ -42,13 +42,12 @@ import numpy as np
 from ..errors import UserError
 from ..files import write_atomic, write_json_atomic
 from ..model.embedder import EncodeStats
+from ..provenance import CODE_SETTING
 
-FORMAT = 2  # bump when the layout or the meaning of a key changes
 FLUSH_ENV = "QZHOU_EVAL_CACHE_FLUSH_S"
 DEFAULT_FLUSH_S = 60.0
 CACHE_FOLDER = "embedding_cache"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-CODE_KEY = "code"  # the settings key --allow_code_change may ignore
 
 
 def settings_key(settings: dict[str, Any]) -> str:
@@ -223,7 +222,7 @@ class EmbeddingCache:
 
     def _same_but_code(self) -> list[Path]:
         """Key folders whose recorded settings equal this key's except the harness code identity."""
-        mine = {k: v for k, v in self.settings.items() if k != CODE_KEY}
+        mine = {k: v for k, v in self.settings.items() if k != CODE_SETTING}
         found = []
         for file in sorted(self.root.glob("*/settings.json")) if self.root.is_dir() else ():
             if file.parent == self.folder:
@@ -232,9 +231,7 @@ class EmbeddingCache:
                 theirs = json.loads(file.read_text(encoding="utf-8"))["settings"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if isinstance(theirs, dict) and {k: v for k, v in theirs.items() if k != CODE_KEY} == json.loads(
-                json.dumps(mine, default=str)
-            ):
+            if isinstance(theirs, dict) and {k: v for k, v in theirs.items() if k != CODE_SETTING} == mine:
                 found.append(file.parent)
         return found
 

@@ -29,10 +29,5 @@ def stage_task_result(folder: Path, result: Any) -> StagedFile:
     return stage
 
 
-def write_task_result(folder: Path, result: Any) -> Path:
-    """Save an mteb TaskResult atomically (temp file, then rename)."""
-    return stage_task_result(folder, result).publish()
-
-
 def write_model_meta(folder: Path, meta: Any) -> None:
     write_json_atomic(Path(folder) / "model_meta.json", meta.to_dict())

@@ -18,11 +18,10 @@ from typing import Any
 
 from ..errors import UserError
 from ..files import file_sha256
+from ..provenance import CODE_SETTING
 from ..recipe.benchmarks import BenchmarkTask
 from .manifest import MANIFEST_NAME, read_for_update
 from .records import records_path
-
-CODE_KEYS = ("code",)  # settings keys that --allow_code_change accepts as different
 
 
 def result_problem(path: Path, spec: BenchmarkTask) -> str | None:
@@ -91,7 +90,7 @@ def sort_tasks(
             diff = {"provenance": ("unknown (no manifest record)", "this run")}
         else:
             diff = {k: (old.get(k), v) for k, v in wanted.items() if old.get(k) != v}
-        code_only = {k: v for k, v in diff.items() if k in CODE_KEYS}
+        code_only = {k: v for k, v in diff.items() if k == CODE_SETTING}
         if allow_code_change and code_only and len(code_only) == len(diff):
             out.accepted[spec.name] = code_only
             diff = {}
@@ -118,7 +117,7 @@ def conflict_message(folder: Path, conflicts: dict[str, dict[str, tuple[Any, Any
         keys.update(diff)
     changes = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in keys.items())
     tasks = ", ".join(list(conflicts)[:5]) + (" ..." if len(conflicts) > 5 else "")
-    only_code = any(set(diff) <= set(CODE_KEYS) for diff in conflicts.values())
+    only_code = any(set(diff) <= {CODE_SETTING} for diff in conflicts.values())
     code = " (where only the harness code identity differs, --allow_code_change keeps them)" if only_code else ""
     return UserError(
         f"{folder} holds results made with different settings ({changes}) for {len(conflicts)} task(s): {tasks}. "
