@@ -78,7 +78,7 @@ def build_embedder(recipe: Recipe) -> tuple[Embedder, dict[str, Any]]:
         append_eos=bool(config.append_eos),
         texts=recipe.texts,
         runner=runner,
-        prompt_length=recipe.prompt_length if recipe.st is not None else None,
+        prompt_length=recipe.prompt_length if recipe.st is not None and not recipe.st.include_prompt else None,
     )
     found = {
         "model_class": model_class,

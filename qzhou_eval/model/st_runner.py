@@ -24,7 +24,7 @@ from .weights import attention_error, check_loaded_keys
 
 def _checked_transformer_class() -> type:
     """sentence_transformers' Transformer, except that its weights must fit the model class
-    (`loading.check_loaded_keys`): transformers would fill missing tensors with random values."""
+    (`weights.check_loaded_keys`): transformers would fill missing tensors with random values."""
     from sentence_transformers.models import Transformer
 
     class CheckedTransformer(Transformer):

@@ -43,7 +43,7 @@ def _worker(device: str, factory: Callable[[str], Any], threads: int | None, job
         job = jobs.get()
         if job is None:
             return
-        key, rows, extra = job  # extra: per-call features (a prompt length, st_pipeline.py)
+        key, rows, extra = job  # extra: per-call features (a prompt length, st_runner.py)
         stats = EncodeStats()
         try:
             results.put(("ok", key, (runner.run([rows], stats, **extra)[0], stats.oom_splits)))

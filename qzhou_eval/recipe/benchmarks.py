@@ -173,8 +173,6 @@ def task_object(spec: BenchmarkTask) -> Any:
         task.metadata = task.metadata.model_copy(deep=True)
         task.metadata.tasks = [copy.deepcopy(sub) for sub in task.metadata.tasks]
         task.tasks = task.metadata.tasks
-        task._eval_splits = list(spec.splits)
-        return task
     task._eval_splits = list(spec.splits)
     return task
 

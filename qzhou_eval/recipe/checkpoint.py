@@ -232,5 +232,5 @@ def output_dim(checkpoint: Checkpoint) -> int | None:
                 if str(module.get("type", "")).endswith("Dense") and cfg.is_file():
                     dim = json.loads(cfg.read_text(encoding="utf-8")).get("out_features", dim)
         except (OSError, ValueError, TypeError, AttributeError):
-            pass  # st_config.read_plan reports a malformed modules.json; here it only loses a size hint
+            pass  # st_config.read_st_dir reports a malformed modules.json; here it only loses a size hint
     return int(dim) if dim else None

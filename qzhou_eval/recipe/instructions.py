@@ -268,6 +268,13 @@ class PromptRule:
     family_file: str | None = None  # source family_table: the file under instructions/
     task_names: frozenset[str] | None = None  # only these tasks get an instruction (a family's own list)
 
+    def _listed(self, task: str) -> tuple[str | None, str, str]:
+        """A table rule's instruction for `task` (None when its list lacks it), the cell's note, and the list."""
+        if self.source == "table":
+            return table_entries()[0].get(task), "", "any table of instructions/"
+        instruction, note = load_family(self.family_file or "").lookup(task, task_type(task))
+        return instruction, note if instruction is not None else f"not in {self.family_file}", str(self.family_file)
+
     def _format(self, instruction: Any, source: str, note: str = "") -> Cell:
         if self.override is not None:
             instruction, source, note = self.override, "override", ""
@@ -290,29 +297,17 @@ class PromptRule:
             return Cell("", "none")
         if self.task_names is not None and task not in self.task_names:
             return Cell("", "none", "not in the family's task list")
-        if self.source == "family_table":
-            instruction, note = load_family(self.family_file or "").lookup(task, task_type(task))
-            if instruction is None:
+        if self.source in ("table", "family_table"):
+            instruction, note, where = self._listed(task)
+            if instruction is None:  # not in the list: the fallback rule, or an error
                 if self.fallback is None:
-                    raise UserError(f"task {task!r} has no instruction in {self.family_file}")
-                sides = self.fallback_instruct if self.fallback_instruct is not None else self.sides_for(task)
-                if kind not in sides:
-                    return Cell("", "none", f"not in {self.family_file}")
-                return self._format(mteb_instruction(task, kind), "task_metadata", f"not in {self.family_file}")
+                    raise UserError(f"task {task!r} has no instruction in {where}")
+                if kind not in (self.fallback_instruct if self.fallback_instruct is not None else self.sides_for(task)):
+                    return Cell("", "none", note)
+                return self._format(mteb_instruction(task, kind), "task_metadata", note)
             if kind not in self.sides_for(task) and task not in self.symmetric:
                 return Cell("", "none", note)
-            return self._format(instruction, "family_table", note)
-        if self.source == "table":
-            instructions, _ = table_entries()
-            if task not in instructions:
-                if self.fallback is None:
-                    raise UserError(f"task {task!r} has no instruction in any table of instructions/")
-                if kind not in (self.fallback_instruct if self.fallback_instruct is not None else self.sides_for(task)):
-                    return Cell("", "none")
-                return self._format(mteb_instruction(task, kind), "task_metadata")
-            if kind not in self.sides_for(task) and task not in self.symmetric:
-                return Cell("", "none")
-            return self._format(instructions[task], "table")
+            return self._format(instruction, self.source, note)
         if kind not in self.sides_for(task) and task not in self.symmetric:
             return Cell("", "none")
         if self.source == "fixed":

@@ -47,8 +47,7 @@ def load_tokenizer(checkpoint: Checkpoint, padding_side: str, trust_remote_code:
     args: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     folder = checkpoint.path
     if st is not None:
-        args.update(st.transformer_args.get("tokenizer_args") or {})
-        args["trust_remote_code"] = trust_remote_code  # a saved config may not turn it on
+        args.update(st.transformer_args.get("tokenizer_args") or {})  # st_config drops a saved trust_remote_code
         if st.transformer_args.get("max_seq_length") is not None and "model_max_length" not in args:
             args["model_max_length"] = st.transformer_args["max_seq_length"]
         folder = st.tokenizer_folder or st.transformer_folder
