@@ -154,3 +154,26 @@ def test_embed_rejects_missing_input_and_bad_prompt_type(qzhou_dir, tmp_path, ca
     with pytest.raises(SystemExit) as exc:
         main([*base, "--prompt_type", "document", "--input", "x"])
     assert exc.value.code == 2 and last_line(capsys.readouterr().err).startswith("error: argument --prompt_type")
+
+
+def test_embed_encodes_with_the_plan_a_run_would_use(qzhou_dir, tmp_path, capsys, monkeypatch):
+    """`embed` takes its call from the task's plan: under --sort_by reference SciFact's passages get mteb's
+    retrieval batch size (128), not --batch_size; an aggregate names the subtasks mteb really encodes."""
+    from qzhou_eval.model.embedder import Embedder
+
+    seen = []
+    original = Embedder.encode
+
+    def spy(self, texts, prefix="", **kwargs):
+        seen.append((prefix, kwargs))
+        return original(self, texts, prefix, **kwargs)
+
+    monkeypatch.setattr(Embedder, "encode", spy)
+    src = tmp_path / "texts.txt"
+    src.write_text("a passage\nanother passage\n", encoding="utf-8")
+    base = ["embed", "--model_name_or_path", str(qzhou_dir), "--input", str(src), "--output", str(tmp_path / "e.npy")]
+    flags = ["--dtype", "float32", "--device", "cpu", "--batch_size", "2", "--sort_by", "reference"]
+    assert main([*base, "--task", "SciFact", "--prompt_type", "passage", *flags]) == 0
+    assert [(prefix, kw["batch_size"], kw["normalize"]) for prefix, kw in seen] == [("", 128, True)]
+    assert main([*base, "--task", "CQADupstackRetrieval", "--prompt_type", "query", *flags]) == 2
+    assert "CQADupstackAndroidRetrieval" in last_line(capsys.readouterr().err)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import PROMPT_TYPES, EvalConfig
 from ..errors import UserError
+from ..evaluate.plan import build_plan
 from ..files import write_atomic
 from ..model.build import build_embedder
 from ..recipe.benchmarks import standalone_task
@@ -52,15 +53,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.is_dir():
         raise UserError(f"--output is a directory: {args.output}")
+    if spec.subtasks:
+        raise UserError(f"{args.task} is an aggregate: mteb encodes its subtasks; embed one ({', '.join(spec.names)})")
     recipe = prepare(EvalConfig(tasks=(args.task,), **model_kwargs(args)), weights=True)
-    prefix = recipe.rule.prefix(args.task, args.prompt_type)
+    plan = build_plan(recipe, spec, None)  # the prefix, batch size, normalisation and stripping a run would use
+    prefix, call = plan.encode_call(args.task, args.prompt_type)
     recipe.check_prefixes_fit({args.task: prefix})
     embedder, _ = build_embedder(recipe)
     try:
-        where = f"{args.task} ({args.prompt_type} texts of {args.input})"
-        strip = bool(recipe.config.strip_documents) and spec.type == "Retrieval" and args.prompt_type == "passage"
-        normalize = recipe.config.normalize_for(spec.type)
-        emb = embedder.encode(texts, prefix, where=where, normalize=normalize, strip_texts=strip)
+        emb = embedder.encode(texts, prefix, where=f"{args.task} ({args.prompt_type} texts of {args.input})", **call)
     finally:
         embedder.close()
     try:  # exactly the path given (np.save would append .npy to a name without it), whole or not at all

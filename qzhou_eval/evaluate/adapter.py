@@ -32,11 +32,9 @@ class MtebEncoder:
         if plan is None:
             raise RuntimeError("MtebEncoder.encode called outside a task's plan")
         kind = getattr(prompt_type, "value", prompt_type) or "none"
-        prefix = plan.prefix(task_name, kind)
+        prefix, call = plan.encode_call(task_name, kind)
+        call["where"] = f"{task_name} ({kind} texts)"
         stats = self.stats.setdefault(plan.name, EncodeStats())
-        call = {"batch_size": plan.batch_size, "where": f"{task_name} ({kind} texts)", "normalize": plan.normalize}
-        if plan.strip_documents and kind == "passage":
-            call["strip_texts"] = True
         if self.cache is not None:
             return self.cache.encode(self.embedder, task_name, list(sentences), prefix, stats, **call)
         return self.embedder.encode(list(sentences), prefix, stats=stats, **call)

@@ -61,6 +61,15 @@ class TaskPlan:
             raise RuntimeError(f"mteb encoded texts of {encoded_as!r}, which the plan of {self.name} does not hold")
         return self.prefixes[encoded_as][prompt_type or "none"]
 
+    def encode_call(self, encoded_as: str, prompt_type: str | None) -> tuple[str, dict[str, Any]]:
+        """The prefix and the embedder arguments of one encode call, as the plan decided them (the mteb
+        adapter and `embed` both take them from here)."""
+        kind = prompt_type or "none"
+        call: dict[str, Any] = {"batch_size": self.batch_size, "normalize": self.normalize}
+        if self.strip_documents and kind == "passage":
+            call["strip_texts"] = True
+        return self.prefix(encoded_as, kind), call
+
     def settings(self) -> dict[str, Any]:
         """What the task's result depends on: the resume fingerprint and the summary's `settings` hash this.
         As JSON would give it back (lists, not tuples), so a manifest's record compares equal to a fresh plan."""
