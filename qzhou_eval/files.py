@@ -47,7 +47,7 @@ class StagedFile:
         self.tmp = Path(name)
 
     def sha256(self) -> str:
-        return hashlib.sha256(self.tmp.read_bytes()).hexdigest()
+        return _stream_sha256(self.tmp)
 
     def publish(self) -> Path:
         """fsync the temp file, give it normal permissions (mkstemp makes it 0600), rename it into place."""
@@ -104,6 +104,14 @@ def _load_memo() -> dict[str, str]:
     return _memo
 
 
+def _stream_sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(file).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_sha256(file: Path) -> str:
     """sha256 of a file's content, remembered by its path, size, mtime and inode (in this process and on disk)."""
     st = file.stat()
@@ -113,12 +121,8 @@ def file_sha256(file: Path) -> str:
         return memo[key]
     if st.st_size > 1 << 30:
         print(f"hashing {file.name} ({st.st_size / 2**30:.1f} GiB) once, to tell it apart", file=sys.stderr)
-    digest = hashlib.sha256()
-    with Path(file).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            digest.update(block)
-    memo[key] = digest.hexdigest()
-    if st.st_size > MEMO_ABOVE:
+    memo[key] = _stream_sha256(file)
+    if st.st_size > MEMO_ABOVE:  # small files are cheaper to hash again than to remember on disk
         try:
             on_disk = {}
             try:
@@ -126,7 +130,7 @@ def file_sha256(file: Path) -> str:
                 on_disk = loaded if isinstance(loaded, dict) else {}
             except (OSError, ValueError):
                 pass
-            write_json_atomic(_memo_path(), {**on_disk, **memo})
+            write_json_atomic(_memo_path(), {**on_disk, key: memo[key]})
         except OSError:
             pass  # no writable cache folder: hash again next time
     return memo[key]

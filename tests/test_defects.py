@@ -367,10 +367,12 @@ def test_local_data_is_hashed_once_and_remembered_across_processes(tmp_path, mon
     monkeypatch.setattr(files, "_memo", None)
     data = tmp_path / "hub"
     fd.sts(data, "mteb/sts12-sts", n=12)
-    big = data / "mteb/sts12-sts/extra.bin"
+    big = data / "mteb/sts12-sts/zz.bin"  # hashed after the small files
     big.write_bytes(b"a" * (2 << 20))  # over the on-disk memo threshold
     (spec,) = select_specs(None, ("STS12",))
     first = data_sha256(spec, str(data))
+    on_disk = json.loads((tmp_path / "cache/qzhou_eval/file_sha256.json").read_text())
+    assert [key.split("|")[0] for key in on_disk] == [str(big.resolve())]  # small files are only hashed again
     stat = big.stat()
     big.write_bytes(b"b" * (2 << 20))  # same size; mtime put back: only a re-read could see the change
     os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns))
