@@ -26,6 +26,7 @@ from qzhou_eval.model.embedder import Embedder
 from qzhou_eval.recipe.benchmarks import select_specs
 from qzhou_eval.store import lock as lock_module
 from qzhou_eval.store import manifest as manifest_module
+from qzhou_eval.store.cache import EmbeddingCache
 from qzhou_eval.store.manifest import MANIFEST_NAME, Manifest
 
 CQA = [spec for spec in select_specs(None, ("CQADupstackRetrieval",))][0]
@@ -50,14 +51,21 @@ def cqa_data(tmp_path_factory):
 
 def test_an_aggregate_task_runs_its_subtasks_from_their_own_data_folders(qzhou_dir, cqa_data, tmp_path, monkeypatch):
     seen: dict[tuple[str, str], set[str]] = {}
-    real = Embedder.encode
+    cached: set[str] = set()
+    real, real_cached = Embedder.encode, EmbeddingCache.encode
 
-    def encode(self, texts, prefix="", stats=None, on_batch=None, batch_size=None, where="", normalize=None):
+    def encode(self, texts, prefix="", **kwargs):
+        where = kwargs["where"]
         task, kind = where.split(" (")[0], where.split("(")[1].split()[0]
         seen.setdefault((task, kind), set()).add(prefix)
-        return real(self, texts, prefix, stats, on_batch, batch_size=batch_size, where=where, normalize=normalize)
+        return real(self, texts, prefix, **kwargs)
+
+    def cache_encode(self, embedder, task, *args, **kwargs):
+        cached.add(task)
+        return real_cached(self, embedder, task, *args, **kwargs)
 
     monkeypatch.setattr(Embedder, "encode", encode)
+    monkeypatch.setattr(EmbeddingCache, "encode", cache_encode)
     config = EvalConfig(
         str(qzhou_dir), tasks=("CQADupstackRetrieval",), data_dir=str(cqa_data), output_dir=str(tmp_path),
         dtype="float32", device="cpu", batch_size=8,
@@ -74,7 +82,8 @@ def test_an_aggregate_task_runs_its_subtasks_from_their_own_data_folders(qzhou_d
     assert entry["prefixes"]["CQADupstackGamingRetrieval"]["passage"].startswith("Instruct: ")
     assert entry["prefixes"]["CQADupstackAndroidRetrieval"]["passage"] == ""
     assert entry["data_source"].count(str(cqa_data.resolve())) == len(names)
-    assert not (tmp_path / "embedding_cache").exists()  # every subtask's vectors dropped once the result is safe
+    assert cached == set(names)  # every subtask's vectors went through the cache ...
+    assert not (tmp_path / "embedding_cache").exists()  # ... and were dropped once the result is safe
     result = json.loads((report.folder / "CQADupstackRetrieval.json").read_text())
     assert result["scores"]["test"][0]["main_score"] == pytest.approx(
         report.done["CQADupstackRetrieval"]["test/default"]

@@ -46,9 +46,9 @@ def spy(monkeypatch):
     calls = []
     real = Embedder.encode
 
-    def encode(self, texts, prefix="", stats=None, on_batch=None, batch_size=None, where="", normalize=None):
-        calls.append((where, prefix, batch_size, normalize))
-        return real(self, texts, prefix, stats, on_batch, batch_size=batch_size, where=where, normalize=normalize)
+    def encode(self, texts, prefix="", **kwargs):
+        calls.append((kwargs["where"], prefix, kwargs["batch_size"], kwargs["normalize"]))
+        return real(self, texts, prefix, **kwargs)
 
     monkeypatch.setattr(Embedder, "encode", encode)
     return calls

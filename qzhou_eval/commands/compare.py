@@ -43,7 +43,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    tasks = parse_task_list(args.tasks) if args.tasks else ()
+    tasks = parse_task_list(args.tasks)
     text, _ = run_compare(
         args.results_dir,
         args.models,

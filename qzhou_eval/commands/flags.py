@@ -12,6 +12,7 @@ from typing import Any
 from ..config import ATTN_IMPLEMENTATIONS, CACHE_MODES, DTYPES, PADDING_SIDES, POOLING_MODES, SORT_MODES, visible_gpus
 from ..errors import UserError
 from ..evaluate.shard import launcher_device
+from ..recipe.presets import PRESET_KEYS
 
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
@@ -157,7 +158,17 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-RUN_FLAGS = ("output_dir", "data_dir", "model_name", "revision", "overwrite", "dry_run", "cache", "cache_dir")
+RUN_FLAGS = (
+    "output_dir",
+    "data_dir",
+    "model_name",
+    "revision",
+    "overwrite",
+    "dry_run",
+    "cache",
+    "cache_dir",
+    "allow_code_change",
+)
 MODEL_FLAGS = (
     "model_name_or_path",
     "use_instruction",
@@ -169,14 +180,6 @@ MODEL_FLAGS = (
     "instruction",
     "truncate_dim",
 )
-PRESET_FLAGS = {  # flag -> preset key; a flag given on the command line beats the preset
-    "pooling_mode": "pooling",
-    "normalize": "normalize",
-    "padding_side": "padding_side",
-    "max_length": "max_length",
-    "dtype": "dtype",
-    "attn_implementation": "attn_implementation",
-}
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -186,7 +189,7 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     in one place for `run`, `embed` and direct `run(EvalConfig(...))` calls alike.
     """
     kw = {k: getattr(args, k) for k in MODEL_FLAGS}
-    kw.update({flag: getattr(args, flag) for flag in PRESET_FLAGS})
+    kw.update({flag: getattr(args, flag) for flag in PRESET_KEYS.values()})  # a flag given beats the preset
     kw["preset"] = args.preset
     if args.device:
         kw["device"] = args.device

@@ -60,7 +60,6 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         benchmark=args.benchmark,
         tasks=parse_task_list(args.tasks),
         shard=parse_shard(args.shard) if args.shard else None,
-        allow_code_change=args.allow_code_change,
         **{k: getattr(args, k) for k in RUN_FLAGS},
         **model_kwargs(args),
     )

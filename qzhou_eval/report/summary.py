@@ -163,6 +163,7 @@ def load_tree(root: str | Path) -> pd.DataFrame:
         raise UserError(f"results directory does not exist: {root}")
     rows: list[tuple] = []
     manifests: dict[Path, dict[str, Any]] = {}
+    names: dict[Path, str] = {}
     for path in sorted(root.rglob("*.json")):
         if path.name in SKIP_FILES or path.name.startswith("."):
             continue
@@ -173,9 +174,10 @@ def load_tree(root: str | Path) -> pd.DataFrame:
         folder = path.parent
         if folder not in manifests:
             manifests[folder] = read_manifest(folder)
+            names[folder] = _model_name(folder)
         cells = _cells_from_scores(scores)
         settings, data = provenance(manifests[folder], task, cells, sha256)
-        head = (_model_name(folder), folder.name, settings, data, str(folder), task)
+        head = (names[folder], folder.name, settings, data, str(folder), task)
         rows += [(*head, *cell) for cell in cells]
     return pd.DataFrame(rows, columns=CELL_COLUMNS)
 
@@ -294,11 +296,6 @@ def benchmark_cells(benchmark: str, duplicates: str = "last") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "task_type", "split", "subset"])
 
 
-def required_cells(benchmark: str, duplicates: str = "last") -> dict[str, int]:
-    """Task -> how many (split, subset) cells its score needs."""
-    return benchmark_cells(benchmark, duplicates).groupby("task").size().to_dict()
-
-
 # ---------------------------------------------------------------- the tables
 
 PER_TASK_COLUMNS = [*KEY, "task", "task_type", "data", "score"]
@@ -331,9 +328,8 @@ def task_scores(cells: pd.DataFrame, benchmark: str, duplicates: str = "last") -
 
 
 def type_columns(summary: pd.DataFrame) -> list[str]:
-    """The per-type columns of a summary table (everything after Mean(TaskType) but the means' intervals)."""
-    after = list(summary.columns[list(summary.columns).index("mean_task_type") + 1 :])
-    return [c for c in after if not c.startswith("mean_task")]
+    """The per-type columns of a summary table (everything after Mean(TaskType))."""
+    return list(summary.columns[list(summary.columns).index("mean_task_type") + 1 :])
 
 
 def summary_table(per_task: pd.DataFrame, benchmark: str) -> pd.DataFrame:

@@ -15,8 +15,24 @@ import pandas as pd
 
 from ..errors import UserError
 from ..files import staged
+from ..recipe.benchmarks import canonical_benchmark
 from ..store.manifest import MANIFEST_NAME
-from .summary import KEY, points, type_columns
+from .intervals import score_intervals
+from .reference import resolve_reference
+from .summary import (
+    KEY,
+    benchmark_cells,
+    delta_table,
+    duplicate_rule,
+    load_published,
+    load_tree,
+    merge_cells,
+    points,
+    select_reference,
+    summary_table,
+    task_scores,
+    type_columns,
+)
 
 RULE = (
     "Scores in points (round(100 * x, 2)). A task's score is the mean main_score over the (split, subset) "
@@ -230,21 +246,6 @@ def summarize(
     """Read trees, check provenance, compute, write every file; returns the console text and the tasks
     (or means) whose |delta| exceeds `max_delta`. `folder` (a run's own summary folder) replaces the
     default `<output_dir>/summary/`."""
-    from ..recipe.benchmarks import canonical_benchmark
-    from .intervals import score_intervals
-    from .reference import resolve_reference
-    from .summary import (
-        benchmark_cells,
-        delta_table,
-        duplicate_rule,
-        load_published,
-        load_tree,
-        merge_cells,
-        select_reference,
-        summary_table,
-        task_scores,
-    )
-
     duplicates = duplicate_rule(duplicates)
     if max_delta is not None and (not references or not max_delta >= 0):
         raise UserError("--max_delta needs --reference and a value >= 0")
