@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from mteb.evaluation.evaluators.PairClassificationEvaluator import PairClassificationEvaluator
 from scipy.stats import norm, pearsonr, spearmanr
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, f1_score
 
 from qzhou_eval.errors import UserError
 from qzhou_eval.report import paired
@@ -40,7 +40,7 @@ from qzhou_eval.report.paired import (
 )
 from qzhou_eval.store.metrics import METRICS, _binary_prefix_sums, _distinct_rows, prepare, score
 
-KINDS = ["mean", "accuracy", "spearman", "pearson", "max_ap", "max_accuracy"]
+KINDS = ["mean", "accuracy", "spearman", "pearson", "max_ap", "max_accuracy", "f1_macro", "f1_weighted"]
 BREAK_PAIRING = os.environ.get("QZHOU_BREAK_PAIRING") == "1"
 
 
@@ -60,6 +60,8 @@ REFERENCES = {
     "pearson": lambda d: pearsonr(d["pred"], d["gold"]).statistic,
     "max_ap": lambda d: max(average_precision_score(d["label"], row) for row in d["scores"]),
     "max_accuracy": lambda d: max(_best_accuracy(row, d["label"]) for row in d["scores"]),
+    "f1_macro": lambda d: float(np.mean([f1_score(d["gold"], row, average="macro") for row in d["pred"]])),
+    "f1_weighted": lambda d: float(np.mean([f1_score(d["gold"], row, average="weighted") for row in d["pred"]])),
 }
 
 
@@ -69,6 +71,9 @@ def _record(kind: str, n: int, rng: np.random.Generator) -> dict[str, np.ndarray
         return {"value": rng.random(n)}
     if kind == "accuracy":
         return {"correct": (rng.random((3, n)) < 0.7).astype(np.int64)}
+    if kind in ("f1_macro", "f1_weighted"):
+        gold = rng.integers(0, 4, n)
+        return {"gold": gold, "pred": np.where(rng.random((3, n)) < 0.6, gold, rng.integers(0, 5, (3, n)))}
     if kind in ("spearman", "pearson"):
         gold = rng.integers(0, 6, n).astype(np.float64)
         return {"pred": np.round(gold + rng.normal(0, 2, n), 0), "gold": gold}
@@ -149,6 +154,10 @@ def test_complementary_masks_share_statistics(kind: str) -> None:
     on, off = prepared.with_complement(masks)
     np.testing.assert_allclose(on, prepared(masks), rtol=1e-12)
     np.testing.assert_allclose(off, prepared(1 - masks), rtol=1e-12)
+    # and against the independent reference, so a fault shared by both mask paths still shows
+    data = _record(kind, 64, np.random.default_rng(5))
+    np.testing.assert_allclose(on, [REFERENCES[kind](_expand(data, row)) for row in masks], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(off, [REFERENCES[kind](_expand(data, 1 - row)) for row in masks], rtol=1e-12, atol=1e-12)
 
 
 def test_dropping_inessential_units_keeps_max_ap() -> None:
@@ -210,6 +219,9 @@ def test_restricted_bootstrap_counts_are_multinomial_margins() -> None:
     # Each unit's count is Binomial(1000, 1/1000): mean 1, variance 0.999.
     assert counts.mean() == pytest.approx(1.0, abs=0.01)
     assert counts.var() == pytest.approx(0.999, abs=0.03)
+    # ... and the kept units' total varies as a multinomial margin does (Binomial(1000, 0.1): variance 90), which
+    # drawing exactly `keep` units per row (variance 0) would not
+    assert counts.sum(axis=1).var() == pytest.approx(90, rel=0.15)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -235,7 +247,14 @@ def test_seed_reproducibility(kind: str) -> None:
     assert first.delta == other.delta
 
 
-_SHARED = {"spearman": "gold", "pearson": "gold", "max_ap": "label", "max_accuracy": "label"}
+_SHARED = {
+    "spearman": "gold",
+    "pearson": "gold",
+    "max_ap": "label",
+    "max_accuracy": "label",
+    "f1_macro": "gold",
+    "f1_weighted": "gold",
+}
 
 
 def _two_records(kind: str, n: int, rng: np.random.Generator) -> tuple[paired.Record, paired.Record]:
