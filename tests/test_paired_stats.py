@@ -435,3 +435,17 @@ def test_calibration_spearman_null(pairing: bool) -> None:
         )
         rejected += result.p_value < 0.05
     assert 0.025 <= rejected / tasks <= 0.08
+
+
+def test_the_unswapped_pseudo_model_keeps_the_records_own_tie_order() -> None:
+    """The randomization's pseudo-model that swaps nothing is model a itself: with tied scores, mteb's order
+    (the record's `position`) decides max_accuracy, so the union must keep it rather than the id order."""
+    rng = np.random.default_rng(16)
+    for _ in range(20):
+        n = 30
+        label = (rng.random(n) < 0.5).astype(np.int64)
+        a = {"scores": np.round(rng.normal(0, 1, (2, n)) + label, 0), "label": label, "position": rng.permutation(n)}
+        b = {**a, "scores": np.round(rng.normal(0, 1, (2, n)) + label, 0), "position": rng.permutation(n)}
+        union = prepare("max_accuracy", paired._union("max_accuracy", a, b))
+        only_a = np.r_[np.ones(n), np.zeros(n)].astype(np.int8)[None, :]
+        assert union(only_a)[0] == score("max_accuracy", a)

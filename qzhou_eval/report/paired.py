@@ -239,12 +239,14 @@ def _scale_free(kind: str, data: Data, side: int) -> dict[str, np.ndarray]:
 def _union(kind: str, data_a: Data, data_b: Data) -> dict[str, np.ndarray]:
     """Both models' units side by side (2n): a pseudo-model is a 0/1 mask picking one copy per unit.
 
-    ``position`` makes score ties inside a pseudo-model break by unit order, as they would in a record.
+    ``position`` makes score ties inside a pseudo-model break by unit order, as they would in a record: the
+    records' own order where they carry one (mteb's), else the aligned order.
     """
     a, b = _scale_free(kind, data_a, side=0), _scale_free(kind, data_b, side=1)
     union = {key: np.concatenate([np.asarray(a[key]), np.asarray(b[key])], axis=-1) for key in a}
-    units = np.arange(n_units(data_a))
-    union["position"] = np.concatenate([units, units])
+    if "position" not in union:
+        units = np.arange(n_units(data_a))
+        union["position"] = np.concatenate([units, units])
     return union
 
 
