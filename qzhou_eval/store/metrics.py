@@ -59,8 +59,8 @@ class _Kind(Protocol):
     def stats(self, w: np.ndarray) -> Stats:
         """Sufficient statistics, each linear in ``w`` (so complements are differences)."""
 
-    def finish(self, stats: Stats, w: np.ndarray) -> np.ndarray:
-        """The metric (R,) from the statistics; ``w`` is passed for kinds that still need per-unit weights."""
+    def finish(self, stats: Stats) -> np.ndarray:
+        """The metric (R,) from the statistics alone (so a complement's metric needs no second pass)."""
 
 
 def n_units(data: Data) -> int:
@@ -104,7 +104,7 @@ class _Linear:
     def stats(self, w: np.ndarray) -> Stats:
         return w @ self.values, w.sum(axis=1, dtype=np.float64)
 
-    def finish(self, stats: Stats, w: np.ndarray) -> np.ndarray:
+    def finish(self, stats: Stats) -> np.ndarray:
         total, weight = stats
         return total / weight
 
@@ -150,7 +150,7 @@ class _Pearson:
     def stats(self, w: np.ndarray) -> Stats:
         return (w @ self.columns,)
 
-    def finish(self, stats: Stats, w: np.ndarray) -> np.ndarray:
+    def finish(self, stats: Stats) -> np.ndarray:
         return _pearson_from_moments(*stats[0].T)
 
 
@@ -206,7 +206,7 @@ class _Spearman:
     def stats(self, w: np.ndarray) -> Stats:
         return np.take(w, self.x.order, axis=1), self.y.counts(np.take(w, self.y.order, axis=1))
 
-    def finish(self, stats: Stats, w: np.ndarray) -> np.ndarray:
+    def finish(self, stats: Stats) -> np.ndarray:
         ws_x, cy = stats
         ry = _TieGroups.ranks(cy)
         sy, syy = np.einsum("ij,ij->i", cy, ry), np.einsum("ij,ij,ij->i", cy, ry, ry)
@@ -309,9 +309,6 @@ class _AveragePrecision:
         # the differences TP_g - TP_{g-1} are never materialised
         gains = np.einsum("ij,ij->i", tp, precision) - np.einsum("ij,ij->i", tp[:, :-1], precision[:, 1:])
         return gains, tp[:, -1]
-
-    def finish(self, tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-        return _safe_divide(*self.numerator(tp, fp))
 
 
 def _binary_prefix_sums(bits: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -515,7 +512,7 @@ class _MaxAveragePrecision:
             out.append(row.stats(w) if planned is None else planned.stats(w, out[planned.base]))
         return tuple(s for row_stats in out for s in row_stats)
 
-    def finish(self, stats: Stats, w: np.ndarray) -> np.ndarray:
+    def finish(self, stats: Stats) -> np.ndarray:
         return self.per_row(stats).max(axis=0)
 
     def per_row(self, stats: Stats) -> np.ndarray:
@@ -576,7 +573,7 @@ class _MaxAccuracy:
     def stats(self, w: np.ndarray) -> Stats:
         return tuple(s for row in self.rows for s in row.stats(w))
 
-    def finish(self, stats: Stats, w: np.ndarray) -> np.ndarray:
+    def finish(self, stats: Stats) -> np.ndarray:
         accs = [row.finish(stats[2 * j], stats[2 * j + 1]) for j, row in enumerate(self.rows)]
         return np.max(accs, axis=0)
 
@@ -616,7 +613,7 @@ class _F1:
             *[(p @ wt).T for p in self.predicted],
         )
 
-    def finish(self, stats: Stats, w: np.ndarray) -> np.ndarray:
+    def finish(self, stats: Stats) -> np.ndarray:
         support, experiments = stats[0], len(self.hits)
         scores = []
         for tp, predicted in zip(stats[1 : 1 + experiments], stats[1 + experiments :], strict=True):
@@ -670,7 +667,7 @@ class Prepared:
         """The metric for every row of w (R, n)."""
         w = self._check(w)
         step = chunk_rows(self.n)
-        parts = [self.impl.finish(self.impl.stats(w[i : i + step]), w[i : i + step]) for i in range(0, len(w), step)]
+        parts = [self.impl.finish(self.impl.stats(w[i : i + step])) for i in range(0, len(w), step)]
         return np.concatenate(parts) if parts else np.empty(0)
 
     def with_complement(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -682,9 +679,9 @@ class Prepared:
         for i in range(0, len(mask), step):
             m = mask[i : i + step]
             stats = self.impl.stats(m)
-            on.append(self.impl.finish(stats, m))
+            on.append(self.impl.finish(stats))
             rest = tuple(t - s for t, s in zip(totals, stats, strict=True))
-            off.append(self.impl.finish(rest, 1 - m))
+            off.append(self.impl.finish(rest))
         return np.concatenate(on), np.concatenate(off)
 
     def _total_stats(self) -> Stats:
