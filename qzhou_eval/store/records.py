@@ -2,8 +2,8 @@
 
 `<folder>/<Task>.records.json.gz`, one cell per (task or subtask, split, subset), each with stable unit ids (query
 ids, pair index + text hash, test example index + text hash, level#draw), the units' data, the metric kind that
-recomputes the cell's main score (`store/metrics.py`; None where no resampling kind fits a main score, e.g. a
-macro F1) and mteb's own main score. The file is written through the one atomic writer and vouched for by the
+recomputes the cell's main score (`store/metrics.py`; None where no resampling kind fits a main score: a
+multilabel F1, a bitext precision or recall) and mteb's own main score. The file is written through the one atomic writer and vouched for by the
 manifest (its sha256), like the result file; gzip without a timestamp and sorted keys make it byte-identical
 for the same units, so resumed, sharded and cached runs can be compared file to file.
 
@@ -107,12 +107,11 @@ def _metric_free(cell: dict[str, Any]) -> float:
     from sklearn.metrics import f1_score, precision_score, recall_score
 
     main, data = cell["main_score_name"], cell["data"]
-    averages = {"f1": "macro", "f1_weighted": "weighted"}
-    if cell["type"] in ("classification", "multilabel") and main in averages:
+    if cell["type"] == "multilabel" and main == "f1":
         gold = np.asarray(data["gold"])
-        return float(np.mean([f1_score(gold, np.asarray(p), average=averages[main]) for p in data["pred"]]))
-    if cell["type"] == "bitext":
-        fn = {"f1": f1_score, "precision": precision_score, "recall": recall_score}[main]
+        return float(np.mean([f1_score(gold, np.asarray(p), average="macro") for p in data["pred"]]))
+    if cell["type"] == "bitext" and main in ("precision", "recall"):
+        fn = {"precision": precision_score, "recall": recall_score}[main]
         return float(fn(data["gold"], data["pred"], zero_division=0, average="weighted"))
     raise ValueError(f"no recompute rule for {cell['type']} main score {main}")
 
