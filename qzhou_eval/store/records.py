@@ -3,9 +3,9 @@
 `<folder>/<Task>.records.json.gz`, one cell per (task or subtask, split, subset), each with stable unit ids (query
 ids, pair index + text hash, test example index + text hash, level#draw), the units' data, the metric kind that
 recomputes the cell's main score (`store/metrics.py`; None where no resampling kind fits a main score: a
-multilabel F1, a bitext precision or recall) and mteb's own main score. The file is written through the one atomic writer and vouched for by the
-manifest (its sha256), like the result file; gzip without a timestamp and sorted keys make it byte-identical
-for the same units, so resumed, sharded and cached runs can be compared file to file.
+multilabel F1, a bitext precision or recall) and mteb's own main score. The file is written through the one
+atomic writer and vouched for by the manifest (its sha256), like the result file; gzip without a timestamp and
+sorted keys make it byte-identical for the same units, so resumed, sharded and cached runs can be compared file to file.
 
 `recompute(cell)` is the check that a record is what it claims: the runner keeps a task's records only when
 every cell's recomputed score equals the score mteb wrote (to 1e-6).
