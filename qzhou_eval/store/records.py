@@ -14,6 +14,7 @@ every cell's recomputed score equals the score mteb wrote (to 1e-6).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,11 @@ def stage_records(folder: Path, task: str, cells: list[dict[str, Any]]) -> Stage
     return stage
 
 
-def read_records(folder: Path, task: str) -> list[dict[str, Any]] | None:
-    """The cells of a task's records file; None when there is none or it cannot be read as records."""
+def read_records(folder: Path, task: str, content: bytes | None = None) -> list[dict[str, Any]] | None:
+    """The cells of a task's records file (or of its bytes, already read); None when there is none or it cannot
+    be read as records."""
     try:
-        raw = json.loads(gzip.decompress(records_path(folder, task).read_bytes()))
+        raw = json.loads(gzip.decompress(records_path(folder, task).read_bytes() if content is None else content))
     except (OSError, EOFError, ValueError):
         return None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("cells"), list):
@@ -72,7 +74,6 @@ def vouched_records(folder: Path, task: str, scores: dict[tuple[str, str], float
     """A task's record cells when its manifest vouches for the file (records kept, the same sha256) and the cells'
     scores are the result file's `scores` ((split, subset) -> main score); else None and why. A records file
     left by an earlier run (a rerun that kept none, a kill between two renames) is never used."""
-    from ..files import file_sha256
     from .manifest import read_manifest
 
     tasks = read_manifest(folder).get("tasks")
@@ -81,9 +82,13 @@ def vouched_records(folder: Path, task: str, scores: dict[tuple[str, str], float
     path = records_path(folder, task)
     if not isinstance(recorded, dict) or not recorded.get("kept"):
         return None, "no per-example records"
-    if not path.is_file() or file_sha256(path) != recorded.get("sha256"):
+    try:
+        content = path.read_bytes()  # hashed and parsed from the same bytes
+    except OSError:
+        content = None
+    if content is None or hashlib.sha256(content).hexdigest() != recorded.get("sha256"):
         return None, "records not vouched for by the manifest"
-    cells = read_records(folder, task)
+    cells = read_records(folder, task, content)
     if cells is None:
         return None, "records unreadable"
     by_cell: dict[tuple[str, str], list[float]] = {}
