@@ -24,9 +24,17 @@ import pandas as pd
 
 from ..errors import UserError
 from ..store.records import arrays, vouched_records
-from .paired import MEAN_TASK, MEAN_TYPE, holm, mean_weights, percentile_interval, randomization_p_value
+from .paired import (
+    MEAN_TASK,
+    MEAN_TYPE,
+    combine,
+    holm,
+    mean_weights,
+    percentile_interval,
+    randomization_p_value,
+    summarize_means,
+)
 from .paired import compare as compare_records
-from .paired import summarize_means as mean_intervals
 from .summary import benchmark_cells, load_tree, merge_cells
 
 COLUMNS = [
@@ -243,10 +251,10 @@ def _mean_rows(
         note = f"{len(missing)} of {len(needed)} tasks missing in one model: no mean (leaderboard rule)"
         return [_empty_mean(a, b, column, note) for column in (MEAN_TASK, MEAN_TYPE)]
     types = {t: have[t].task_type for t in have}
-    summaries = mean_intervals(
+    summaries = summarize_means(
         {t: have[t].delta for t in have},
         types,
-        None,
+        {t: have[t].boot for t in have if have[t].boot is not None},
         resamples=options["resamples"],
         seed=options["seed"],
         alpha=options["alpha"],
@@ -254,18 +262,16 @@ def _mean_rows(
     weights = mean_weights(types)
     rows = []
     for column, summary in summaries.items():
-        scores_a = _column_score(column, {t: have[t].score_a for t in have}, types)
-        scores_b = _column_score(column, {t: have[t].score_b for t in have}, types)
-        members = [t for t, w in weights[column].items() if w]
+        scores_a = combine(weights[column], {t: have[t].score_a for t in have})
+        scores_b = combine(weights[column], {t: have[t].score_b for t in have})
+        members = list(weights[column])
         without = [t for t in members if have[t].boot is None]
         note = (
             f"{NO_RECORDS} for {len(without)} of {len(members)} tasks: task-resampling interval only" if without else ""
         )
         if missing and not complete:
             note = "; ".join(filter(None, [note, f"over the {len(have)} tasks both have, not {', '.join(missing)}"]))
-        unit = (math.nan, math.nan)
-        if not without:  # every task of this column resampled jointly, row r of each task's draws together
-            unit = percentile_interval(sum(w * have[t].boot for t, w in weights[column].items() if w), options["alpha"])
+        unit = summary.unit_ci or (math.nan, math.nan)  # every task of the column resampled jointly, or none
         rows.append(
             {
                 "baseline": a.label,
@@ -286,17 +292,6 @@ def _mean_rows(
             }
         )
     return rows
-
-
-def _column_score(column: str, scores: dict[str, float], types: dict[str, str]) -> float:
-    by_type: dict[str, list[float]] = {}
-    for task, value in scores.items():
-        by_type.setdefault(types[task], []).append(value)
-    if column == MEAN_TASK:
-        return float(np.mean(list(scores.values())))
-    if column == MEAN_TYPE:
-        return float(np.mean([np.mean(v) for v in by_type.values()]))
-    return float(np.mean(by_type[column]))
 
 
 def _empty_mean(a: ModelRun, b: ModelRun, column: str, note: str) -> dict[str, Any]:

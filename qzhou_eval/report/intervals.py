@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..store.records import arrays, vouched_records
-from .paired import bootstrap_scores, percentile_interval
+from .paired import MEAN_TASK, MEAN_TYPE, bootstrap_scores, combine, mean_weights, percentile_interval
 from .summary import KEY, benchmark_cells
 
 RESAMPLES = 2_000  # a summary's intervals: their bounds move by ~0.1 point between seeds at this size
@@ -82,9 +82,8 @@ def _mean_intervals(
 ) -> tuple[float, float, float, float]:
     if not tasks or set(boots) != set(tasks):
         return (math.nan,) * 4
-    stacked = np.stack([boots[t] for t in tasks])
-    by_type: dict[str, list[int]] = {}
-    for i, task in enumerate(tasks):
-        by_type.setdefault(types[task], []).append(i)
-    type_means = np.mean([stacked[idx].mean(axis=0) for idx in by_type.values()], axis=0)
-    return (*percentile_interval(stacked.mean(axis=0), alpha), *percentile_interval(type_means, alpha))
+    weights = mean_weights({task: types[task] for task in tasks})
+    return (
+        *percentile_interval(combine(weights[MEAN_TASK], boots), alpha),
+        *percentile_interval(combine(weights[MEAN_TYPE], boots), alpha),
+    )

@@ -31,6 +31,7 @@ import math
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -394,6 +395,11 @@ def mean_weights(types: Mapping[str, str]) -> dict[str, dict[str, float]]:
     return columns
 
 
+def combine(weights: Mapping[str, float], per_task: Mapping[str, Any]) -> Any:
+    """A mean column (`mean_weights`) of per-task values: scores, deltas or equal-length bootstrap arrays."""
+    return sum(w * per_task[t] for t, w in weights.items())
+
+
 def task_resampling_intervals(
     deltas: Mapping[str, float],
     types: Mapping[str, str],
@@ -435,22 +441,20 @@ def summarize_means(
     """Delta and intervals of Mean(Task), Mean(TaskType) and every type's mean.
 
     ``unit_ci`` combines the tasks' bootstrap deltas by resample index: row r then resamples the units of
-    every task at once, each task with its own seed, so the interval covers unit noise only. It needs
-    ``boot_deltas`` for every task (all of one length); ``task_ci`` needs only the deltas.
+    every task at once, each task with its own seed, so the interval covers unit noise only. A column gets one
+    only when ``boot_deltas`` holds every task it averages (all of one length); ``task_ci`` needs only the deltas.
     """
     if set(deltas) != set(types):
         raise UserError("deltas and task types must name the same tasks")
     by_task = task_resampling_intervals(deltas, types, resamples=resamples, seed=seed, alpha=alpha)
-    stacked = None
-    if boot_deltas is not None:
-        stacked = {task: np.asarray(boot_deltas[task], dtype=np.float64) for task in types}
-        if len({values.shape for values in stacked.values()}) != 1:
-            raise UserError("bootstrap deltas of all tasks must have the same number of resamples")
+    stacked = {task: np.asarray(v, dtype=np.float64) for task, v in (boot_deltas or {}).items() if task in types}
+    if len({values.shape for values in stacked.values()}) > 1:
+        raise UserError("bootstrap deltas of all tasks must have the same number of resamples")
     out = {}
     for column, weights in mean_weights(types).items():
         unit_ci = None
-        if stacked is not None:
-            unit_ci = percentile_interval(sum(w * stacked[t] for t, w in weights.items()), alpha)
-        delta = float(sum(w * deltas[t] for t, w in weights.items()))
+        if all(task in stacked for task in weights):
+            unit_ci = percentile_interval(combine(weights, stacked), alpha)
+        delta = float(combine(weights, deltas))
         out[column] = MeanSummary(delta=delta, unit_ci=unit_ci, task_ci=by_task[column], n_tasks=len(weights))
     return out
